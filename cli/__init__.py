@@ -1,0 +1,1 @@
+"""The `goreports` command: composes core, workers, operator and api into programs."""

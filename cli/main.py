@@ -1,0 +1,25 @@
+"""Entry point of the `goreports` command and its sub-commands."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from goreports.cli import run as run_cmd
+from goreports.cli import worker as worker_cmd
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="goreports", description="go-reports: declarative reports on Kubernetes")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_cmd.add_parser(sub)
+    worker_cmd.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""`goreports worker --pattern P`: one worker pool process (a Deployment's container)."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+
+from goreports.core.bus.redis import RedisBus
+from goreports.core.settings import Settings
+from goreports.cli import logs
+from goreports.workers import registry
+from goreports.workers.runtime import Worker
+from goreports.workers.stores import artifact_store_from_settings
+from goreports.workers.credentials import CredentialStore
+
+log = logging.getLogger("goreports.worker")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("worker", help="run a worker pool process for one or more patterns")
+    p.add_argument("--pattern", "-p", action="append", required=True,
+                   help="pattern to serve (repeatable), e.g. mysql, excel, s3")
+    p.add_argument("--concurrency", "-c", type=int, default=4, help="jobs run at once (default 4)")
+    p.add_argument("--grace-period", type=float, default=25.0,
+                   help="seconds to finish in-flight jobs on SIGTERM before releasing them")
+    p.set_defaults(func=main)
+
+
+async def serve(settings: Settings, patterns: list[str], concurrency: int, grace: float) -> None:
+    registry.load_builtin_stages()
+    bus = RedisBus.from_settings(settings)
+    worker = Worker(bus=bus, settings=settings, patterns=patterns,
+                    artifacts=artifact_store_from_settings(settings),
+                    credentials=CredentialStore(settings.credentials_dir),
+                    concurrency=max(concurrency, len(patterns)), grace_period=grace)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker %s serving %s (concurrency %d)", worker.name, ", ".join(patterns), worker.concurrency)
+    try:
+        await worker.run(stop)
+    finally:
+        await bus.close()
+    log.info("worker %s stopped", worker.name)
+
+
+def main(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    logs.setup(settings.log_level, settings.log_format)
+    asyncio.run(serve(settings, args.pattern, args.concurrency, args.grace_period))
+    return 0

@@ -1,0 +1,187 @@
+"""The bus interface: jobs, datasets, markers and events, with two implementations.
+
+`RedisBus` (Redis Streams) is what runs in a cluster; `MemoryBus` is the same contract in one
+process for `goreports run`. The contract test suite (tests/integration/test_bus_contract.py)
+runs against both. Semantics the runtime relies on:
+
+- `complete` publishes the next job (at most once per report step), records the step as done
+  and acknowledges the delivery in one atomic step: a job is never acknowledged before its next
+  job exists, and a re-delivered job never publishes its next job twice.
+- `reclaim` hands over deliveries idle longer than the visibility timeout (dead workers);
+  `touch` keeps a long job's claim alive.
+- `retry` moves a job to the delayed set and acknowledges the delivery atomically;
+  `promote_due` puts due jobs back on their streams.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Sequence
+
+from goreports.core.keys import Keys
+from goreports.proto import events_pb2, job_pb2
+
+
+@dataclass
+class Delivery:
+    """A job handed to one consumer; `deliveries` counts hand-overs (1 = first delivery)."""
+
+    entry_id: str
+    channel: str
+    pattern: str
+    job: job_pb2.Job
+    deliveries: int = 1
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What the scaler and `goreports status` need about one job stream."""
+
+    length: int   # entries in the stream
+    pending: int  # delivered, not acknowledged
+    lag: int      # not yet delivered to the group
+
+    @property
+    def total(self) -> int:
+        return self.pending + self.lag
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    entry_id: str
+    job: job_pb2.Job
+    reason: str
+    pattern: str
+    channel: str
+    at: float
+
+
+class Bus(abc.ABC):
+    """One interface over Redis Streams and the in-process bus."""
+
+    keys: Keys
+    ttl: int
+
+    # -- jobs --------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def publish(self, job: job_pb2.Job) -> str:
+        """Put a job on its stream (`jobs:{channel}:{pattern}`); also keep a copy by step."""
+
+    @abc.abstractmethod
+    async def publish_once(self, job: job_pb2.Job, marker: str) -> bool:
+        """Publish unless `marker` is already set; set it atomically with the publish."""
+
+    @abc.abstractmethod
+    async def fetch(self, channel: str, pattern: str, consumer: str, count: int,
+                    block_ms: int) -> list[Delivery]:
+        """New deliveries for this consumer (blocks up to block_ms when there are none)."""
+
+    @abc.abstractmethod
+    async def reclaim(self, channel: str, pattern: str, consumer: str, min_idle_ms: int,
+                      count: int) -> list[Delivery]:
+        """Take over deliveries of other consumers idle for at least min_idle_ms."""
+
+    @abc.abstractmethod
+    async def touch(self, delivery: Delivery, consumer: str) -> None:
+        """Reset the idle time of a delivery this consumer still works on."""
+
+    @abc.abstractmethod
+    async def complete(self, delivery: Delivery, *, next_job: job_pb2.Job | None,
+                       next_marker: str | None, done_marker: str | None) -> None:
+        """Atomically: publish next (once, by next_marker), set done_marker, acknowledge."""
+
+    @abc.abstractmethod
+    async def retry(self, delivery: Delivery, job: job_pb2.Job, delay: float) -> None:
+        """Atomically: schedule `job` (attempt raised) after `delay` seconds and acknowledge."""
+
+    @abc.abstractmethod
+    async def release(self, delivery: Delivery) -> None:
+        """Give a delivery back at once (shutdown): re-publish it and acknowledge this one."""
+
+    @abc.abstractmethod
+    async def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Atomically: append to `dead:{channel}:{pattern}` and acknowledge."""
+
+    @abc.abstractmethod
+    async def promote_due(self, now: float | None = None) -> int:
+        """Move delayed jobs whose time has come onto their streams; return how many."""
+
+    @abc.abstractmethod
+    async def backlog(self, channel: str, pattern: str) -> Backlog: ...
+
+    @abc.abstractmethod
+    async def dead_letters(self, channel: str, pattern: str, count: int = 100) -> list[DeadLetter]: ...
+
+    @abc.abstractmethod
+    async def stored_job(self, uid: str, step: str) -> job_pb2.Job | None:
+        """The copy of a report step's job kept by `publish` (for reruns and replays)."""
+
+    # -- markers -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def set_marker(self, key: str, value: str = "1", ttl: int | None = None) -> bool:
+        """Set if absent; True when this call set it."""
+
+    @abc.abstractmethod
+    async def get_marker(self, key: str) -> str | None: ...
+
+    @abc.abstractmethod
+    async def delete_marker(self, key: str) -> None: ...
+
+    # -- events ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def emit(self, event: events_pb2.StageEvent) -> str: ...
+
+    @abc.abstractmethod
+    async def read_events(self, after_id: str, count: int, block_ms: int
+                          ) -> list[tuple[str, events_pb2.StageEvent]]: ...
+
+    # -- plain streams (datasets) ------------------------------------------------------------
+    @abc.abstractmethod
+    async def stream_add(self, key: str, data: bytes, ttl: int | None = None) -> str:
+        """Append an entry; `ttl` (seconds) is applied to the stream key."""
+
+    @abc.abstractmethod
+    async def stream_read(self, key: str, after_id: str, count: int, block_ms: int
+                          ) -> list[tuple[str, bytes]]:
+        """Entries after `after_id` ("0" = from the start), waiting up to block_ms for some."""
+
+    @abc.abstractmethod
+    async def stream_len(self, key: str) -> int: ...
+
+    @abc.abstractmethod
+    async def stream_trim(self, key: str, min_id: str) -> int:
+        """Drop entries with an id lower than min_id."""
+
+    @abc.abstractmethod
+    async def hash_set(self, key: str, field: str, value: str) -> None: ...
+
+    @abc.abstractmethod
+    async def hash_get_all(self, key: str) -> dict[str, str]: ...
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def delete_report(self, uid: str) -> int:
+        """Remove every key of a report (data streams, markers, stored jobs); return count."""
+
+    @abc.abstractmethod
+    async def stream_keys(self, match: str) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+
+def job_stream(keys: Keys, job: job_pb2.Job) -> str:
+    return keys.jobs(job.channel, job.pattern)
+
+
+def entry_id_less(a: str, b: str) -> bool:
+    """Order of stream entry ids ("ms-seq")."""
+    return _id_tuple(a) < _id_tuple(b)
+
+
+def _id_tuple(i: str) -> tuple[int, int]:
+    ms, _, seq = i.partition("-")
+    return int(ms), int(seq or 0)
+
+
+__all__: Sequence[str] = ["Bus", "Delivery", "Backlog", "DeadLetter", "job_stream", "entry_id_less"]

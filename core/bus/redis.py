@@ -1,0 +1,306 @@
+"""The bus on Redis Streams (redis-py asyncio).
+
+One stream per channel and pattern (`jobs:{channel}:{pattern}`) with a consumer group named after
+the pattern. Multi-step operations are Lua scripts or MULTI transactions, so "publish next, mark
+done, acknowledge" happens entirely or not at all. Entries hold protobuf bytes, never pickle.
+"""
+from __future__ import annotations
+
+import ssl
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from goreports.core.bus.base import Backlog, Bus, DeadLetter, Delivery
+from goreports.core.keys import Keys
+from goreports.core.settings import Settings
+from goreports.proto import events_pb2, job_pb2
+
+# KEYS: 1 marker  2 stream  3 stored-job key   ARGV: 1 payload  2 ttl
+_PUBLISH_ONCE = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[2]) then
+  redis.call('XADD', KEYS[2], '*', 'job', ARGV[1])
+  redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# KEYS: 1 job stream  2 next marker  3 next stream  4 done marker  5 stored-next key
+# ARGV: 1 group  2 entry id  3 next payload ('' = none)  4 ttl  5 use marker ('1'/'0')  6 done ('1'/'0')
+_COMPLETE = """
+if ARGV[3] ~= '' then
+  local publish = true
+  if ARGV[5] == '1' then
+    publish = redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[4])
+  end
+  if publish then
+    redis.call('XADD', KEYS[3], '*', 'job', ARGV[3])
+    redis.call('SET', KEYS[5], ARGV[3], 'EX', ARGV[4])
+  end
+end
+if ARGV[6] == '1' then
+  redis.call('SET', KEYS[4], '1', 'EX', ARGV[4])
+end
+return redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+"""
+
+# KEYS: 1 delayed zset   ARGV: 1 now  2 limit
+_PROMOTE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, m in ipairs(due) do
+  if redis.call('ZREM', KEYS[1], m) == 1 then
+    local sep = string.find(m, '\\0', 1, true)
+    redis.call('XADD', string.sub(m, 1, sep - 1), '*', 'job', string.sub(m, sep + 1))
+  end
+end
+return #due
+"""
+
+
+def connect(settings: Settings) -> aioredis.Redis:
+    """A client from REDIS_ADDR / REDIS_DB / REDIS_PASS (+ REDIS_TLS, REDIS_TLS_CA)."""
+    if settings.redis_addr.startswith(("redis://", "rediss://", "unix://")):
+        return aioredis.Redis.from_url(settings.redis_addr, db=settings.redis_db,
+                                       password=settings.redis_pass)
+    host, port = settings.redis_host_port()
+    kwargs: dict[str, Any] = {}
+    if settings.redis_tls:
+        kwargs.update(ssl=True, ssl_ca_certs=settings.redis_tls_ca,
+                      ssl_cert_reqs=ssl.CERT_REQUIRED if settings.redis_tls_ca else ssl.CERT_NONE)
+    return aioredis.Redis(host=host, port=port, db=settings.redis_db, password=settings.redis_pass,
+                          username=settings.redis_username, socket_keepalive=True,
+                          health_check_interval=30, **kwargs)
+
+
+class RedisBus(Bus):
+    def __init__(self, client: aioredis.Redis, keys: Keys | None = None,
+                 ttl: int = 7 * 24 * 3600) -> None:
+        self.r = client
+        self.keys = keys or Keys()
+        self.ttl = ttl
+        self._groups: set[str] = set()
+        self._publish_once = self.r.register_script(_PUBLISH_ONCE)
+        self._complete = self.r.register_script(_COMPLETE)
+        self._promote = self.r.register_script(_PROMOTE)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "RedisBus":
+        return cls(connect(settings), Keys(settings.prefix), settings.report_ttl)
+
+    async def _ensure_group(self, stream: str, group: str) -> None:
+        if (stream, group) in self._groups:  # type: ignore[comparison-overlap]
+            return
+        try:
+            await self.r.xgroup_create(stream, group, id="0", mkstream=True)
+        except ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+        self._groups.add((stream, group))  # type: ignore[arg-type]
+
+    def _stream_of(self, job: job_pb2.Job) -> str:
+        return self.keys.jobs(job.channel, job.pattern)
+
+    # -- jobs ----------------------------------------------------------------------------------
+    async def publish(self, job: job_pb2.Job) -> str:
+        payload = job.SerializeToString()
+        async with self.r.pipeline(transaction=True) as p:
+            p.xadd(self._stream_of(job), {"job": payload})
+            if job.report.uid:
+                p.set(self.keys.stored_job(job.report.uid, job.name), payload, ex=self.ttl)
+            res = await p.execute()
+        return res[0].decode()
+
+    async def publish_once(self, job: job_pb2.Job, marker: str) -> bool:
+        keys = [marker, self._stream_of(job), self.keys.stored_job(job.report.uid, job.name)]
+        return bool(await self._publish_once(keys=keys, args=[job.SerializeToString(), self.ttl]))
+
+    def _deliveries(self, channel: str, pattern: str, raw: list[Any],
+                    counts: dict[str, int] | None = None) -> list[Delivery]:
+        out = []
+        for entry_id, fields in raw:
+            if not fields:  # deleted entry still in the PEL
+                continue
+            eid = entry_id.decode()
+            job = job_pb2.Job()
+            job.ParseFromString(fields[b"job"])
+            out.append(Delivery(eid, channel, pattern, job, (counts or {}).get(eid, 1)))
+        return out
+
+    async def fetch(self, channel: str, pattern: str, consumer: str, count: int,
+                    block_ms: int) -> list[Delivery]:
+        stream = self.keys.jobs(channel, pattern)
+        await self._ensure_group(stream, pattern)
+        res = await self.r.xreadgroup(pattern, consumer, {stream: ">"}, count=count,
+                                      block=block_ms if block_ms > 0 else None)
+        if not res:
+            return []
+        return self._deliveries(channel, pattern, res[0][1])
+
+    async def reclaim(self, channel: str, pattern: str, consumer: str, min_idle_ms: int,
+                      count: int) -> list[Delivery]:
+        stream = self.keys.jobs(channel, pattern)
+        await self._ensure_group(stream, pattern)
+        res = await self.r.xautoclaim(stream, pattern, consumer, min_idle_ms, "0-0", count=count)
+        claimed = [e for e in res[1] if e[1]]
+        if not claimed:
+            return []
+        counts: dict[str, int] = {}
+        for entry_id, _ in claimed:
+            info = await self.r.xpending_range(stream, pattern, min=entry_id, max=entry_id, count=1)
+            if info:
+                counts[entry_id.decode()] = int(info[0]["times_delivered"])
+        return self._deliveries(channel, pattern, claimed, counts)
+
+    async def touch(self, delivery: Delivery, consumer: str) -> None:
+        await self.r.xclaim(self.keys.jobs(delivery.channel, delivery.pattern), delivery.pattern,
+                            consumer, 0, [delivery.entry_id], justid=True)
+
+    async def complete(self, delivery: Delivery, *, next_job: job_pb2.Job | None,
+                       next_marker: str | None, done_marker: str | None) -> None:
+        stream = self.keys.jobs(delivery.channel, delivery.pattern)
+        nk = next_job if next_job is not None else job_pb2.Job()
+        keys = [stream, next_marker or stream, self._stream_of(nk) if next_job else stream,
+                done_marker or stream,
+                self.keys.stored_job(nk.report.uid, nk.name) if next_job else stream]
+        args = [delivery.pattern, delivery.entry_id,
+                next_job.SerializeToString() if next_job is not None else b"", self.ttl,
+                "1" if next_marker else "0", "1" if done_marker else "0"]
+        await self._complete(keys=keys, args=args)
+
+    async def retry(self, delivery: Delivery, job: job_pb2.Job, delay: float) -> None:
+        member = self._stream_of(job).encode() + b"\x00" + job.SerializeToString()
+        async with self.r.pipeline(transaction=True) as p:
+            p.zadd(self.keys.delayed(), {member: time.time() + delay})
+            p.xack(self.keys.jobs(delivery.channel, delivery.pattern), delivery.pattern,
+                   delivery.entry_id)
+            await p.execute()
+
+    async def release(self, delivery: Delivery) -> None:
+        stream = self.keys.jobs(delivery.channel, delivery.pattern)
+        async with self.r.pipeline(transaction=True) as p:
+            p.xadd(stream, {"job": delivery.job.SerializeToString()})
+            p.xack(stream, delivery.pattern, delivery.entry_id)
+            await p.execute()
+
+    async def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        async with self.r.pipeline(transaction=True) as p:
+            p.xadd(self.keys.dead(delivery.channel, delivery.pattern),
+                   {"job": delivery.job.SerializeToString(), "reason": reason.encode(),
+                    "at": str(time.time()), "pattern": delivery.pattern,
+                    "channel": delivery.channel}, maxlen=100_000, approximate=True)
+            p.xack(self.keys.jobs(delivery.channel, delivery.pattern), delivery.pattern,
+                   delivery.entry_id)
+            await p.execute()
+
+    async def promote_due(self, now: float | None = None) -> int:
+        return int(await self._promote(keys=[self.keys.delayed()],
+                                       args=[time.time() if now is None else now, 100]))
+
+    async def backlog(self, channel: str, pattern: str) -> Backlog:
+        stream = self.keys.jobs(channel, pattern)
+        await self._ensure_group(stream, pattern)
+        length = await self.r.xlen(stream)
+        for g in await self.r.xinfo_groups(stream):
+            name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
+            if name == pattern:
+                lag = g.get("lag")
+                return Backlog(length=length, pending=int(g["pending"]),
+                               lag=int(lag) if lag is not None else length)
+        return Backlog(length=length, pending=0, lag=length)
+
+    async def dead_letters(self, channel: str, pattern: str, count: int = 100) -> list[DeadLetter]:
+        out = []
+        for entry_id, f in await self.r.xrange(self.keys.dead(channel, pattern), count=count):
+            job = job_pb2.Job()
+            job.ParseFromString(f[b"job"])
+            out.append(DeadLetter(entry_id.decode(), job, f.get(b"reason", b"").decode(), pattern,
+                                  channel, float(f.get(b"at", b"0"))))
+        return out
+
+    async def stored_job(self, uid: str, step: str) -> job_pb2.Job | None:
+        raw = await self.r.get(self.keys.stored_job(uid, step))
+        if raw is None:
+            return None
+        job = job_pb2.Job()
+        job.ParseFromString(raw)
+        return job
+
+    # -- markers -------------------------------------------------------------------------------
+    async def set_marker(self, key: str, value: str = "1", ttl: int | None = None) -> bool:
+        return bool(await self.r.set(key, value, nx=True, ex=ttl))
+
+    async def get_marker(self, key: str) -> str | None:
+        v = await self.r.get(key)
+        return None if v is None else v.decode()
+
+    async def delete_marker(self, key: str) -> None:
+        await self.r.delete(key)
+
+    # -- events --------------------------------------------------------------------------------
+    async def emit(self, event: events_pb2.StageEvent) -> str:
+        eid = await self.r.xadd(self.keys.events(), {"event": event.SerializeToString()},
+                                maxlen=1_000_000, approximate=True)
+        return eid.decode()
+
+    async def read_events(self, after_id: str, count: int, block_ms: int
+                          ) -> list[tuple[str, events_pb2.StageEvent]]:
+        res = await self.r.xread({self.keys.events(): after_id}, count=count,
+                                 block=block_ms if block_ms > 0 else None)
+        out = []
+        for _, entries in res or []:
+            for entry_id, f in entries:
+                ev = events_pb2.StageEvent()
+                ev.ParseFromString(f[b"event"])
+                out.append((entry_id.decode(), ev))
+        return out
+
+    # -- plain streams -------------------------------------------------------------------------
+    async def stream_add(self, key: str, data: bytes, ttl: int | None = None) -> str:
+        if ttl is None:
+            return (await self.r.xadd(key, {"d": data})).decode()
+        async with self.r.pipeline(transaction=False) as p:
+            p.xadd(key, {"d": data})
+            p.expire(key, ttl)
+            res = await p.execute()
+        return res[0].decode()
+
+    async def stream_read(self, key: str, after_id: str, count: int, block_ms: int
+                          ) -> list[tuple[str, bytes]]:
+        res = await self.r.xread({key: after_id}, count=count,
+                                 block=block_ms if block_ms > 0 else None)
+        if not res:
+            return []
+        return [(eid.decode(), f[b"d"]) for eid, f in res[0][1]]
+
+    async def stream_len(self, key: str) -> int:
+        return int(await self.r.xlen(key))
+
+    async def stream_trim(self, key: str, min_id: str) -> int:
+        return int(await self.r.xtrim(key, minid=min_id, approximate=False))
+
+    async def hash_set(self, key: str, field: str, value: str) -> None:
+        async with self.r.pipeline(transaction=False) as p:
+            p.hset(key, field, value)
+            p.expire(key, self.ttl)
+            await p.execute()
+
+    async def hash_get_all(self, key: str) -> dict[str, str]:
+        return {k.decode(): v.decode() for k, v in (await self.r.hgetall(key)).items()}
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def delete_report(self, uid: str) -> int:
+        n = 0
+        for pattern in self.keys.report_pattern(uid):
+            batch = [k async for k in self.r.scan_iter(match=pattern, count=500)]
+            for i in range(0, len(batch), 500):
+                n += await self.r.unlink(*batch[i:i + 500])
+        return n
+
+    async def stream_keys(self, match: str) -> list[str]:
+        return sorted({k.decode() async for k in self.r.scan_iter(match=match, _type="stream")})
+
+    async def close(self) -> None:
+        await self.r.aclose()

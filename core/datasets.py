@@ -1,0 +1,264 @@
+"""Datasets over the bus: a writer that batches rows and throttles to its readers, and a reader
+that follows the stream while it is being written.
+
+Wire format (dataset.proto): Header, RowBatch..., End per *generation*. A producer that runs
+again starts a new generation; a reader that sees one mid-read raises `DatasetRestarted` so that
+its stage starts its output over. Readers record how far they have read (a cursor per reader
+step); the writer trims what every reader has read and pauses while the slowest reader is more
+than `window_batches` entries behind, so Redis holds a bounded window, not the whole dataset.
+A reader that restarts after a crash and finds the start of its generation trimmed asks the
+producer to run again (`request_rerun`).
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
+
+from goreports.core.bus.base import Bus, entry_id_less
+from goreports.core.errors import DatasetRestarted, PermanentError, TemporaryError
+from goreports.core.values import RowChecksum, decode_rows, encode_rows
+from goreports.proto import dataset_pb2 as pb
+
+DONE = "done"
+
+
+class Superseded(Exception):
+    """A newer generation of this dataset was started by a rerun of the same step; this
+    (older) producer stops quietly and leaves completion to the newer one."""
+
+
+def _gen_key(stream: str) -> str:
+    return f"{stream}:gen"
+
+
+class DatasetWriter:
+    def __init__(self, bus: Bus, stream: str, *, dataset: str, step: str, readers: list[str],
+                 columns: list[pb.Column], batch_rows: int = 500, window_batches: int = 64,
+                 ttl: int = 7 * 24 * 3600,
+                 on_progress: Callable[[int], Awaitable[None]] | None = None) -> None:
+        self.bus = bus
+        self.stream = stream
+        self.dataset = dataset
+        self.step = step
+        self.readers = readers
+        self.columns = columns
+        self.batch_rows = max(1, batch_rows)
+        self.window = max(1, window_batches)
+        self.ttl = ttl
+        self.generation = 0
+        self.rows = 0
+        self._buf: list[Sequence[Any]] = []
+        self._sum = RowChecksum()
+        self._ids: deque[str] = deque()
+        self._on_progress = on_progress
+        self.closed = False
+
+    async def start(self) -> None:
+        self.generation = time.time_ns()
+        await self.bus.hash_set(self.bus.keys.cursors(self.stream), "__producer__", self.step)
+        await self.bus.delete_marker(_gen_key(self.stream))
+        await self.bus.set_marker(_gen_key(self.stream), str(self.generation), ttl=self.ttl)
+        header = pb.DatasetHeader(dataset=self.dataset, columns=self.columns,
+                                  generation=self.generation, producer_step=self.step)
+        await self._add(pb.DatasetEntry(header=header))
+
+    async def write(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Append rows; they leave in batches of `batch_rows`."""
+        self._buf.extend(rows)
+        while len(self._buf) >= self.batch_rows:
+            chunk, self._buf = self._buf[: self.batch_rows], self._buf[self.batch_rows:]
+            await self._flush(chunk)
+
+    async def close(self) -> tuple[int, str]:
+        """Flush, write the end marker; return (row count, checksum)."""
+        if self._buf:
+            chunk, self._buf = self._buf, []
+            await self._flush(chunk)
+        await self._check_superseded()
+        end = pb.DatasetEnd(generation=self.generation, row_count=self.rows,
+                            checksum=self._sum.hexdigest())
+        end.finished_at.GetCurrentTime()
+        await self._add(pb.DatasetEntry(end=end))
+        self.closed = True
+        return self.rows, self._sum.hexdigest()
+
+    async def __aenter__(self) -> "DatasetWriter":
+        return self
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None and not self.closed:
+            await self.close()
+
+    @property
+    def checksum(self) -> str:
+        return self._sum.hexdigest()
+
+    async def _flush(self, chunk: list[Sequence[Any]]) -> None:
+        batch = pb.RowBatch(generation=self.generation, first_row=self.rows, rows=encode_rows(chunk))
+        self._sum.update(chunk)
+        self.rows += len(chunk)
+        await self._add(pb.DatasetEntry(batch=batch))
+        if self._on_progress is not None:
+            await self._on_progress(self.rows)
+        if len(self._ids) >= self.window:
+            await self._throttle()
+
+    async def _add(self, entry: pb.DatasetEntry) -> None:
+        entry_id = await self.bus.stream_add(self.stream, entry.SerializeToString(), ttl=self.ttl)
+        self._ids.append(entry_id)
+
+    async def _check_superseded(self) -> None:
+        current = await self.bus.get_marker(_gen_key(self.stream))
+        if current is not None and int(current) > self.generation:
+            raise Superseded(f"dataset {self.dataset!r} was restarted by a newer run of {self.step}")
+
+    async def _throttle(self) -> None:
+        """Trim what all readers have read; wait while the slowest is a window behind."""
+        delay = 0.002
+        while True:
+            slowest = await self._slowest_cursor()
+            while self._ids and (slowest == DONE or not entry_id_less(slowest, self._ids[0])):
+                self._ids.popleft()
+            if slowest != "0":
+                await self.bus.stream_trim(self.stream, self._ids[0] if self._ids else
+                                           _after(slowest))
+            if len(self._ids) < self.window or not self.readers:
+                return
+            await self._check_superseded()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    async def _slowest_cursor(self) -> str:
+        cursors = await self.bus.hash_get_all(self.bus.keys.cursors(self.stream))
+        slowest: str | None = None
+        for reader in self.readers:
+            c = cursors.get(reader, "0")
+            if c == DONE:
+                continue
+            if slowest is None or entry_id_less(c, slowest):
+                slowest = c
+        return DONE if slowest is None else slowest
+
+
+def _after(entry_id: str) -> str:
+    ms, _, seq = entry_id.partition("-")
+    return f"{ms}-{int(seq or 0) + 1}"
+
+
+class DatasetReader:
+    """Follows one dataset stream from its start to the end marker of the latest generation."""
+
+    def __init__(self, bus: Bus, stream: str, *, dataset: str, reader: str,
+                 producer_step: str = "",
+                 request_rerun: Callable[[str], Awaitable[None]] | None = None,
+                 is_cancelled: Callable[[], Awaitable[bool]] | None = None,
+                 wait_timeout: float | None = None) -> None:
+        self.bus = bus
+        self.stream = stream
+        self.dataset = dataset
+        self.reader = reader
+        self.producer_step = producer_step
+        self._request_rerun = request_rerun
+        self._is_cancelled = is_cancelled
+        self.wait_timeout = wait_timeout
+        self.columns: list[pb.Column] = []
+        self.generation: int | None = None
+        self.rows = 0
+        self.checksum = ""
+        self._pending: list[tuple[str, pb.DatasetEntry]] = []
+        self._after = "0"
+        self._asked_rerun = False
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    async def open(self) -> list[pb.Column]:
+        """Wait for the header (the producer may not have started yet); return the columns."""
+        while self.generation is None:
+            entries = self._pending or await self._next_entries()
+            self._pending = []
+            for i, (_, entry) in enumerate(entries):
+                if entry.WhichOneof("kind") == "header":
+                    self._take_header(entry.header)
+                    self._pending = entries[i + 1:]  # what followed the header, for batches()
+                    break
+                await self._lost_start()
+        return self.columns
+
+    async def batches(self) -> AsyncIterator[list[list[Any]]]:
+        """Row batches of the current generation until its end marker (verified)."""
+        if self.generation is None:
+            await self.open()
+        checksum = RowChecksum()
+        while True:
+            entries, self._pending = (self._pending, []) if self._pending else (await self._next_entries(), [])
+            for entry_id, entry in entries:
+                kind = entry.WhichOneof("kind")
+                if kind == "header":
+                    if entry.header.generation != self.generation:
+                        raise DatasetRestarted(
+                            f"dataset {self.dataset!r} was restarted by {entry.header.producer_step}")
+                elif kind == "batch":
+                    if entry.batch.generation != self.generation:
+                        continue
+                    rows = decode_rows(entry.batch.rows)
+                    checksum.update(rows)
+                    self.rows += len(rows)
+                    yield rows
+                elif kind == "end" and entry.end.generation == self.generation:
+                    self._verify(entry.end, checksum)
+                    await self.bus.hash_set(self.bus.keys.cursors(self.stream), self.reader, DONE)
+                    return
+            if entries:
+                await self.bus.hash_set(self.bus.keys.cursors(self.stream), self.reader, entries[-1][0])
+
+    async def rows_iter(self) -> AsyncIterator[list[Any]]:
+        async for batch in self.batches():
+            for row in batch:
+                yield row
+
+    def _take_header(self, header: pb.DatasetHeader) -> None:
+        self.generation = header.generation
+        self.columns = list(header.columns)
+        if header.producer_step:
+            self.producer_step = header.producer_step
+
+    def _verify(self, end: pb.DatasetEnd, checksum: RowChecksum) -> None:
+        self.checksum = checksum.hexdigest()
+        if end.row_count != self.rows or end.checksum != self.checksum:
+            raise PermanentError(
+                f"dataset {self.dataset!r} arrived damaged: {self.rows} rows with checksum "
+                f"{self.checksum[:12]}, the producer wrote {end.row_count} with {end.checksum[:12]}",
+                reason="DatasetCorrupt")
+
+    async def _lost_start(self) -> None:
+        """The first entry we can see is not a header: it was trimmed while we were away."""
+        if self._asked_rerun:
+            return
+        self._asked_rerun = True
+        if self._request_rerun is None or not self.producer_step:
+            raise TemporaryError(f"the start of dataset {self.dataset!r} is gone and no producer "
+                                 f"is known to write it again")
+        await self._request_rerun(self.producer_step)
+
+    async def _next_entries(self) -> list[tuple[str, pb.DatasetEntry]]:
+        waited = 0.0
+        while True:
+            raw = await self.bus.stream_read(self.stream, self._after, 64, 1000)
+            if raw:
+                self._after = raw[-1][0]
+                out = []
+                for entry_id, data in raw:
+                    e = pb.DatasetEntry()
+                    e.ParseFromString(data)
+                    out.append((entry_id, e))
+                return out
+            waited += 1.0
+            if self._is_cancelled is not None and await self._is_cancelled():
+                raise PermanentError(f"report cancelled while reading {self.dataset!r}",
+                                     reason="Cancelled")
+            if self.wait_timeout is not None and waited >= self.wait_timeout:
+                raise TemporaryError(f"no data on dataset {self.dataset!r} for {waited:.0f}s")

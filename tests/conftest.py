@@ -1,0 +1,31 @@
+"""Shared fixtures: one real redis-server per test session, a clean database per test."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import AsyncIterator, Iterator
+
+import pytest
+import redis.asyncio as aioredis
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.support.servers import RedisServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+async def redis_client(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    host, port = redis_server.addr.split(":")
+    client = aioredis.Redis(host=host, port=int(port))
+    await client.flushall()
+    yield client
+    await client.aclose()

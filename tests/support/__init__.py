@@ -1,0 +1,1 @@
+"""Test tooling: real servers (Redis, MariaDB, ...) started on free loopback ports."""

@@ -1,0 +1,1 @@
+"""Stages of the 'collectors' channel: one module per pattern, registered with @stage."""

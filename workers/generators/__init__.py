@@ -1,0 +1,1 @@
+"""Stages of the 'generators' channel: one module per pattern, registered with @stage."""

@@ -1,0 +1,1 @@
+"""Stages of the 'notifiers' channel: one module per pattern, registered with @stage."""

@@ -1,0 +1,75 @@
+"""Pattern -> stage function. Adding a stage is adding one module with one @stage decorator.
+
+Built-in stages are imported by `load_builtin_stages`; packages installed beside go-reports add
+theirs through the `goreports.stages` entry point group.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Awaitable, Callable
+
+from google.protobuf.message import Message
+
+if TYPE_CHECKING:
+    from goreports.workers.stage import StageContext, StageResult
+
+StageFn = Callable[[Message, "StageContext"], Awaitable["StageResult"]]
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    pattern: str
+    channel: str
+    task_type: type[Message]
+    fn: StageFn
+
+
+_REGISTRY: dict[str, StageSpec] = {}
+
+BUILTIN_MODULES = (
+    "goreports.workers.collectors.sqlite",
+    "goreports.workers.generators.excel",
+    "goreports.workers.generators.mustache",
+    "goreports.workers.generators.csv",
+    "goreports.workers.dispatchers.local",
+)
+
+ENTRY_POINT_GROUP = "goreports.stages"
+
+
+def stage(pattern: str, *, channel: str, task: type[Message]) -> Callable[[StageFn], StageFn]:
+    """Register `fn` as the stage for `pattern`; the worker unpacks the Job's task as `task`."""
+
+    def register(fn: StageFn) -> StageFn:
+        existing = _REGISTRY.get(pattern)
+        if existing is not None and existing.fn is not fn:
+            raise ValueError(f"pattern {pattern!r} is already registered by {existing.fn.__module__}")
+        _REGISTRY[pattern] = StageSpec(pattern, channel, task, fn)
+        return fn
+
+    return register
+
+
+def load_builtin_stages(extra_modules: tuple[str, ...] = ()) -> None:
+    for name in BUILTIN_MODULES + extra_modules:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as e:  # a stage module not written yet must not hide others
+            if e.name != name:
+                raise
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        ep.load()
+
+
+def get(pattern: str) -> StageSpec:
+    try:
+        return _REGISTRY[pattern]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise KeyError(f"no stage registered for pattern {pattern!r} (known: {known})") from None
+
+
+def patterns() -> list[str]:
+    return sorted(_REGISTRY)

@@ -1,0 +1,339 @@
+"""The worker loop: consume a pattern's stream, run its stage, then ack / retry / dead-letter.
+
+Only this module decides what happens to a delivery (stages just return or raise):
+
+- success: emit Succeeded, then publish `next` + mark done + ack in one atomic bus call;
+- `TemporaryError` or an unexpected exception: retry with exponential backoff up to
+  `max_attempts`, then dead letter and fail the report;
+- `PermanentError`: dead letter at once and fail the report (naming the reason);
+- a delivery whose worker died is reclaimed by another worker after the visibility timeout,
+  and one reclaimed more than `max_attempts` times is dead-lettered (it kills workers);
+- a job past its deadline, or of a cancelled/failed report, is dropped;
+- on shutdown, jobs that do not finish within the grace period are released at once.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from google.protobuf.message import DecodeError
+
+from goreports.core.bus.base import Bus, Delivery
+from goreports.core.datasets import Superseded
+from goreports.core.errors import DatasetRestarted, PermanentError, TemporaryError
+from goreports.core.settings import Settings
+from goreports.proto import events_pb2, job_pb2
+from goreports.workers import registry
+from goreports.workers.artifacts import ArtifactStore
+from goreports.workers.credentials import CredentialStore
+from goreports.workers.stage import StageContext, StageResult
+
+log = logging.getLogger("goreports.worker")
+
+S = events_pb2
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """Delay before attempt `attempt + 1`: base * 2^(attempt-1), capped."""
+    return min(cap, base * (2 ** max(0, attempt - 1)))
+
+
+def make_event(job: job_pb2.Job, state: int, *, worker: str = "", rows: int = 0,
+               artifacts: list[events_pb2.Artifact] | None = None, error: str = "",
+               reason: str = "", duration: float = 0.0) -> events_pb2.StageEvent:
+    ev = events_pb2.StageEvent(
+        report=job.report, step=job.name, pattern=job.pattern, state=state, rows=rows,
+        artifacts=artifacts or [], error=error[:2000], reason=reason, attempt=job.attempt,
+        step_index=job.step_index, step_count=job.step_count, trace_id=job.trace_id,
+        worker=worker, duration_seconds=duration)
+    ev.at.GetCurrentTime()
+    return ev
+
+
+@dataclass
+class Worker:
+    bus: Bus
+    settings: Settings
+    patterns: list[str]
+    artifacts: ArtifactStore
+    credentials: CredentialStore
+    concurrency: int = 4
+    name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    grace_period: float = 25.0
+    block_ms: int = 1000
+    # Metrics hooks etc. may count what happened; tests read these.
+    handled: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._sem = asyncio.Semaphore(self.concurrency)
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._specs = {p: registry.get(p) for p in self.patterns}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until `stop` is set, then drain (or release) in-flight jobs."""
+        loops = [asyncio.create_task(self._serve(p, stop), name=f"serve-{p}") for p in self.patterns]
+        loops.append(asyncio.create_task(self._housekeeping(stop), name="housekeeping"))
+        try:
+            await stop.wait()
+        finally:
+            for t in loops:
+                t.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            await self._drain()
+
+    async def _drain(self) -> None:
+        if not self._inflight:
+            return
+        log.info("shutting down: waiting up to %.0fs for %d job(s)", self.grace_period, len(self._inflight))
+        done, pending = await asyncio.wait(self._inflight, timeout=self.grace_period)
+        for t in pending:
+            t.cancel()  # _handle releases the delivery on cancellation
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _housekeeping(self, stop: asyncio.Event) -> None:
+        """Promote due retries and take over jobs of dead workers."""
+        reclaim_every = max(0.5, self.settings.visibility_timeout / 3)
+        last_reclaim = 0.0
+        while not stop.is_set():
+            try:
+                await self.bus.promote_due()
+                if time.monotonic() - last_reclaim >= reclaim_every:
+                    last_reclaim = time.monotonic()
+                    for p in self.patterns:
+                        spec = self._specs[p]
+                        free = max(1, self._free())
+                        for d in await self.bus.reclaim(spec.channel, p, self.name,
+                                                        int(self.settings.visibility_timeout * 1000), free):
+                            log.warning("reclaimed %s/%s of report %s from a dead worker (delivery %d)",
+                                        p, d.job.name, d.job.report.name, d.deliveries)
+                            await self._sem.acquire()
+                            self._spawn(d)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis hiccup: keep the loop alive
+                log.exception("housekeeping failed; retrying")
+            await asyncio.sleep(0.2)
+
+    def _free(self) -> int:
+        return self.concurrency - len(self._inflight)
+
+    async def _serve(self, pattern: str, stop: asyncio.Event) -> None:
+        spec = self._specs[pattern]
+        while not stop.is_set():
+            await self._sem.acquire()
+            try:
+                deliveries = await self.bus.fetch(spec.channel, pattern, self.name, 1, self.block_ms)
+            except asyncio.CancelledError:
+                self._sem.release()
+                raise
+            except Exception:
+                self._sem.release()
+                log.exception("fetching %s failed; retrying in 1s", pattern)
+                await asyncio.sleep(1)
+                continue
+            if not deliveries:
+                self._sem.release()
+                continue
+            self._spawn(deliveries[0])
+
+    def _spawn(self, d: Delivery) -> None:
+        task = asyncio.create_task(self._handle(d), name=f"job-{d.pattern}-{d.entry_id}")
+        self._inflight.add(task)
+
+        def _done(t: asyncio.Task[None]) -> None:
+            self._inflight.discard(t)
+            self._sem.release()
+
+        task.add_done_callback(_done)
+
+    # -- one delivery --------------------------------------------------------------------------
+    async def _handle(self, d: Delivery) -> None:
+        job = d.job
+        keys = self.bus.keys
+        uid = job.report.uid
+        started = time.monotonic()
+        lg = logging.LoggerAdapter(log, {"report": job.report.name, "step": job.name,
+                                         "pattern": job.pattern, "trace_id": job.trace_id})
+        try:
+            dropped = await self._drop_reason(d)
+            if dropped is not None:
+                reason, message = dropped
+                if reason == "DeadlineExceeded" or reason == "WorkerCrashLoop":
+                    await self._fail(d, reason, message)
+                else:
+                    await self.bus.complete(d, next_job=None, next_marker=None, done_marker=None)
+                    await self.bus.emit(make_event(job, S.STEP_STATE_CANCELLED, worker=self.name,
+                                                   reason=reason, error=message))
+                self._count("dropped")
+                return
+            if not job.rerun and await self.bus.get_marker(keys.marker(uid, "done", job.name)):
+                # A re-delivery of a job whose effect is done: only make sure next exists.
+                await self._complete(d)
+                self._count("duplicate")
+                return
+            spec = self._specs[d.pattern]
+            task = spec.task_type()
+            try:
+                if not job.task.Unpack(task):
+                    raise PermanentError(
+                        f"job task is {job.task.type_url or 'empty'}, stage {d.pattern!r} expects "
+                        f"{task.DESCRIPTOR.full_name}", reason="InvalidTask")
+            except DecodeError as e:
+                raise PermanentError(f"job task cannot be parsed as {task.DESCRIPTOR.full_name}: {e}",
+                                     reason="InvalidTask") from e
+            await self.bus.emit(make_event(job, S.STEP_STATE_RUNNING, worker=self.name))
+            result = await self._run_stage(d, spec.fn, task, lg)
+            await self.bus.emit(make_event(job, S.STEP_STATE_SUCCEEDED, worker=self.name,
+                                           rows=result.rows, artifacts=result.artifacts,
+                                           duration=time.monotonic() - started))
+            await self._complete(d)
+            self._count("succeeded")
+        except asyncio.CancelledError:
+            await asyncio.shield(self.bus.release(d))
+            lg.warning("released %s on shutdown", job.name)
+            raise
+        except Superseded as e:
+            lg.info("%s", e)
+            await self.bus.complete(d, next_job=None, next_marker=None, done_marker=None)
+        except DatasetRestarted as e:
+            lg.info("restarting: %s", e)
+            await self.bus.retry(d, job, 0.0)
+        except PermanentError as e:
+            if e.reason == "Cancelled":
+                await self.bus.complete(d, next_job=None, next_marker=None, done_marker=None)
+                await self.bus.emit(make_event(job, S.STEP_STATE_CANCELLED, worker=self.name,
+                                               reason=e.reason, error=str(e)))
+                return
+            lg.error("%s failed: %s", job.name, e)
+            await self._fail(d, e.reason, str(e))
+        except Exception as e:  # TemporaryError and anything unexpected: retry with backoff
+            reason = "TemporaryError" if isinstance(e, TemporaryError) else type(e).__name__
+            message = str(e) or type(e).__name__
+            if job.attempt >= max(1, job.max_attempts):
+                lg.error("%s failed after %d attempts: %s", job.name, job.attempt, message)
+                await self._fail(d, "RetriesExhausted",
+                                 f"{job.name} failed after {job.attempt} attempts: {message}")
+                return
+            delay = e.delay if isinstance(e, TemporaryError) and e.delay is not None else \
+                backoff(job.attempt, self.settings.retry_base_delay, self.settings.retry_max_delay)
+            nxt = job_pb2.Job()
+            nxt.CopyFrom(job)
+            nxt.attempt = job.attempt + 1
+            lg.warning("%s attempt %d failed (%s); retrying in %.1fs", job.name, job.attempt, message, delay)
+            await self.bus.emit(make_event(job, S.STEP_STATE_RETRYING, worker=self.name,
+                                           error=message, reason=reason))
+            await self.bus.retry(d, nxt, delay)
+            self._count("retried")
+
+    async def _run_stage(self, d: Delivery, fn: registry.StageFn, task: object,
+                         lg: logging.LoggerAdapter) -> StageResult:  # type: ignore[type-arg]
+        job = d.job
+        work_dir = Path(self.settings.work_dir) / f"goreports-{job.report.uid}-{job.name}-{os.getpid()}"
+        work_dir.mkdir(parents=True, exist_ok=True)
+
+        async def publish_next() -> None:
+            if job.HasField("next"):
+                await self.bus.publish_once(job.next, self.bus.keys.marker(job.report.uid, "next", job.name))
+
+        async def emit_progress(rows: int) -> None:
+            await self.bus.emit(make_event(job, S.STEP_STATE_RUNNING, worker=self.name, rows=rows))
+
+        async def request_rerun(producer_step: str) -> None:
+            producer = await self.bus.stored_job(job.report.uid, producer_step)
+            if producer is None:
+                raise PermanentError(f"dataset producer {producer_step!r} can no longer be found",
+                                     reason="UpstreamLost")
+            producer.rerun = True
+            marker = self.bus.keys.marker(job.report.uid, f"rerun-{job.name}-{d.entry_id}", producer_step)
+            if await self.bus.publish_once(producer, marker):
+                lg.warning("asked %s to produce its dataset again", producer_step)
+
+        async def is_cancelled() -> bool:
+            return await self.bus.get_marker(self.bus.keys.cancelled(job.report.uid)) is not None
+
+        ctx = StageContext(job=job, settings=self.settings, bus=self.bus, artifacts=self.artifacts,
+                           credentials=self.credentials, log=lg, work_dir=work_dir,
+                           publish_next=publish_next, emit_progress=emit_progress,
+                           request_rerun=request_rerun, is_cancelled=is_cancelled)
+        heartbeat = asyncio.create_task(self._heartbeat(d))
+        try:
+            return await fn(task, ctx)  # type: ignore[arg-type]
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+            await asyncio.to_thread(_rmtree, work_dir)
+
+    async def _heartbeat(self, d: Delivery) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_interval)
+            try:
+                await self.bus.touch(d, self.name)
+            except Exception:
+                log.exception("could not renew the claim on %s", d.entry_id)
+
+    async def _complete(self, d: Delivery) -> None:
+        job = d.job
+        keys = self.bus.keys
+        await self.bus.complete(
+            d, next_job=job.next if job.HasField("next") else None,
+            next_marker=keys.marker(job.report.uid, "next", job.name),
+            done_marker=keys.marker(job.report.uid, "done", job.name))
+
+    async def _drop_reason(self, d: Delivery) -> tuple[str, str] | None:
+        job = d.job
+        if d.deliveries > max(1, job.max_attempts) + 1:
+            return ("WorkerCrashLoop", f"{job.name} was taken over {d.deliveries - 1} times from "
+                    f"workers that stopped while running it")
+        if job.HasField("deadline") and job.deadline.seconds and time.time() > job.deadline.ToSeconds():
+            return ("DeadlineExceeded", f"report deadline {job.deadline.ToJsonString()} passed "
+                    f"before {job.name} could finish")
+        cancelled = await self.bus.get_marker(self.bus.keys.cancelled(job.report.uid))
+        if cancelled is not None and not job.failure:
+            return ("Cancelled", f"report was cancelled or failed: {cancelled}")
+        return None
+
+    async def _fail(self, d: Delivery, reason: str, message: str) -> None:
+        """Dead-letter the job, fail the report, stop its other jobs, and notify if asked."""
+        job = d.job
+        await self.bus.emit(make_event(job, S.STEP_STATE_FAILED, worker=self.name, reason=reason,
+                                       error=message))
+        await self.bus.set_marker(self.bus.keys.cancelled(job.report.uid), f"{reason}: {message}",
+                                  ttl=self.bus.ttl)
+        if job.failure:  # a failing failure-notifier: do not loop
+            await self.bus.dead_letter(d, f"{reason}: {message}")
+            return
+        notifier = _failure_notifier(job)
+        if notifier is not None:
+            notifier.failure = f"{job.name}: {message}"
+            await self.bus.publish_once(notifier, self.bus.keys.marker(job.report.uid, "notify-failure", notifier.name))
+        await self.bus.dead_letter(d, f"{reason}: {message}")
+        self._count("failed")
+
+    def _count(self, what: str) -> None:
+        self.handled[what] = self.handled.get(what, 0) + 1
+
+
+def _failure_notifier(job: job_pb2.Job) -> job_pb2.Job | None:
+    """The notifier at the tail of the chain, if any (it decides itself whether to send)."""
+    cur = job
+    while cur.HasField("next"):
+        cur = cur.next
+        if cur.channel == "notifiers":
+            out = job_pb2.Job()
+            out.CopyFrom(cur)
+            out.ClearField("next")
+            return out
+    return None
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
