@@ -115,31 +115,44 @@ class DatasetWriter:
             raise Superseded(f"dataset {self.dataset!r} was restarted by a newer run of {self.step}")
 
     async def _throttle(self) -> None:
-        """Trim what all readers have read; wait while the slowest is a window behind."""
+        """Trim what every reader has read; wait while the slowest *started* reader is a window
+        behind. The first reader is published together with the dataset, so it is waited for
+        from the start; a later reader that has not started yet (e.g. a second generator,
+        published only when the first finishes) does not hold the producer back, or the chain
+        would deadlock: the stream is simply not trimmed past its start until it begins."""
         delay = 0.002
         while True:
-            slowest = await self._slowest_cursor()
-            while self._ids and (slowest == DONE or not entry_id_less(slowest, self._ids[0])):
+            started, everyone = await self._cursors()
+            while self._ids and (started == DONE or not entry_id_less(started, self._ids[0])):
                 self._ids.popleft()
-            if slowest != "0":
-                await self.bus.stream_trim(self.stream, self._ids[0] if self._ids else
-                                           _after(slowest))
-            if len(self._ids) < self.window or not self.readers:
+            if everyone != "0":
+                await self.bus.stream_trim(self.stream, _after(everyone) if everyone != DONE else
+                                           (self._ids[0] if self._ids else "0"))
+            if len(self._ids) < self.window or started == DONE:
                 return
             await self._check_superseded()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)
 
-    async def _slowest_cursor(self) -> str:
+    async def _cursors(self) -> tuple[str, str]:
+        """(slowest cursor among readers that started, slowest among all readers)."""
         cursors = await self.bus.hash_get_all(self.bus.keys.cursors(self.stream))
-        slowest: str | None = None
-        for reader in self.readers:
-            c = cursors.get(reader, "0")
+        started: str | None = None
+        everyone: str | None = None
+        for i, reader in enumerate(self.readers):
+            c = cursors.get(reader)
             if c == DONE:
                 continue
-            if slowest is None or entry_id_less(c, slowest):
-                slowest = c
-        return DONE if slowest is None else slowest
+            if c is None:
+                everyone = "0"
+                if i > 0:  # published later in the chain: it cannot be waited for
+                    continue
+                c = "0"  # the first reader is published with the dataset: wait for it
+            if started is None or entry_id_less(c, started):
+                started = c
+            if everyone is None or (everyone != "0" and entry_id_less(c, everyone)):
+                everyone = c
+        return (DONE if started is None else started), (DONE if everyone is None else everyone)
 
 
 def _after(entry_id: str) -> str:

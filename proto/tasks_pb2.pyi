@@ -209,16 +209,16 @@ class UnionOp(_message.Message):
     def __init__(self, inputs: _Optional[_Iterable[_Union[DatasetRef, _Mapping]]] = ...) -> None: ...
 
 class JoinOp(_message.Message):
-    __slots__ = ("left", "right", "on", "type")
+    __slots__ = ("left", "right", "keys", "type")
     LEFT_FIELD_NUMBER: _ClassVar[int]
     RIGHT_FIELD_NUMBER: _ClassVar[int]
-    ON_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     left: DatasetRef
     right: DatasetRef
-    on: _containers.RepeatedScalarFieldContainer[str]
+    keys: _containers.RepeatedScalarFieldContainer[str]
     type: str
-    def __init__(self, left: _Optional[_Union[DatasetRef, _Mapping]] = ..., right: _Optional[_Union[DatasetRef, _Mapping]] = ..., on: _Optional[_Iterable[str]] = ..., type: _Optional[str] = ...) -> None: ...
+    def __init__(self, left: _Optional[_Union[DatasetRef, _Mapping]] = ..., right: _Optional[_Union[DatasetRef, _Mapping]] = ..., keys: _Optional[_Iterable[str]] = ..., type: _Optional[str] = ...) -> None: ...
 
 class GroupByOp(_message.Message):
     __slots__ = ("input", "keys", "aggregates")
@@ -439,11 +439,11 @@ class DriveDispatcher(_message.Message):
     def __init__(self, folder_id: _Optional[str] = ..., credentials_id: _Optional[str] = ..., token_uri: _Optional[str] = ..., upload_url: _Optional[str] = ..., artifacts: _Optional[_Iterable[_Union[ArtifactRef, _Mapping]]] = ...) -> None: ...
 
 class Notifier(_message.Message):
-    __slots__ = ("on", "email", "webhook")
-    ON_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("when", "email", "webhook")
+    WHEN_FIELD_NUMBER: _ClassVar[int]
     EMAIL_FIELD_NUMBER: _ClassVar[int]
     WEBHOOK_FIELD_NUMBER: _ClassVar[int]
-    on: _containers.RepeatedScalarFieldContainer[str]
+    when: _containers.RepeatedScalarFieldContainer[str]
     email: EmailDispatcher
     webhook: WebhookDispatcher
-    def __init__(self, on: _Optional[_Iterable[str]] = ..., email: _Optional[_Union[EmailDispatcher, _Mapping]] = ..., webhook: _Optional[_Union[WebhookDispatcher, _Mapping]] = ...) -> None: ...
+    def __init__(self, when: _Optional[_Iterable[str]] = ..., email: _Optional[_Union[EmailDispatcher, _Mapping]] = ..., webhook: _Optional[_Union[WebhookDispatcher, _Mapping]] = ...) -> None: ...

@@ -8,11 +8,13 @@ from typing import AsyncIterator, Iterator
 import pytest
 import redis.asyncio as aioredis
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# Test helpers import as `support.*`: the tests folder goes on sys.path, never the repository
+# root (its `operator/` folder would shadow the standard library's `operator` module).
+TESTS = Path(__file__).resolve().parent
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
 
-from tests.support.servers import RedisServer  # noqa: E402
+from support.servers import RedisServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")

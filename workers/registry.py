@@ -6,6 +6,7 @@ theirs through the `goreports.stages` entry point group.
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Awaitable, Callable
@@ -53,12 +54,11 @@ def stage(pattern: str, *, channel: str, task: type[Message]) -> Callable[[Stage
 
 
 def load_builtin_stages(extra_modules: tuple[str, ...] = ()) -> None:
-    for name in BUILTIN_MODULES + extra_modules:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as e:  # a stage module not written yet must not hide others
-            if e.name != name:
-                raise
+    """Import the built-in stages, the `goreports.stages` entry points, and the modules named in
+    GOREPORTS_STAGE_MODULES (comma-separated; for stages that are not packaged)."""
+    env = tuple(m.strip() for m in os.environ.get("GOREPORTS_STAGE_MODULES", "").split(",") if m.strip())
+    for name in BUILTIN_MODULES + extra_modules + env:
+        importlib.import_module(name)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         ep.load()
 

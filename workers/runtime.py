@@ -159,6 +159,7 @@ class Worker:
         keys = self.bus.keys
         uid = job.report.uid
         started = time.monotonic()
+        locked: str | None = None
         lg = logging.LoggerAdapter(log, {"report": job.report.name, "step": job.name,
                                          "pattern": job.pattern, "trace_id": job.trace_id})
         try:
@@ -178,6 +179,17 @@ class Worker:
                 await self._complete(d)
                 self._count("duplicate")
                 return
+            lock = keys.marker(uid, "lock", job.name)
+            # A rerun (asked for by a reader) runs beside a stalled older run on purpose: the
+            # older one notices the newer generation and stops (Superseded).
+            if not job.rerun and not await self.bus.set_marker(
+                    lock, f"{self.name} {d.entry_id}", ttl=self._lease_ttl()):
+                # Another worker runs this step right now (a duplicate delivery, or a reclaim of
+                # a slow but live worker): look again once its lease would have expired.
+                await self.bus.retry(d, job, self.settings.visibility_timeout / 2)
+                self._count("deferred")
+                return
+            locked = None if job.rerun else lock
             spec = self._specs[d.pattern]
             task = spec.task_type()
             try:
@@ -189,13 +201,15 @@ class Worker:
                 raise PermanentError(f"job task cannot be parsed as {task.DESCRIPTOR.full_name}: {e}",
                                      reason="InvalidTask") from e
             await self.bus.emit(make_event(job, S.STEP_STATE_RUNNING, worker=self.name))
-            result = await self._run_stage(d, spec.fn, task, lg)
+            result = await self._run_stage(d, spec.fn, task, lg, lock)
             await self.bus.emit(make_event(job, S.STEP_STATE_SUCCEEDED, worker=self.name,
                                            rows=result.rows, artifacts=result.artifacts,
                                            duration=time.monotonic() - started))
             await self._complete(d)
             self._count("succeeded")
         except asyncio.CancelledError:
+            if locked:
+                await asyncio.shield(self.bus.delete_marker(locked))
             await asyncio.shield(self.bus.release(d))
             lg.warning("released %s on shutdown", job.name)
             raise
@@ -231,9 +245,15 @@ class Worker:
                                            error=message, reason=reason))
             await self.bus.retry(d, nxt, delay)
             self._count("retried")
+        finally:
+            if locked and not asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                await self.bus.delete_marker(locked)
+
+    def _lease_ttl(self) -> int:
+        return int(self.settings.visibility_timeout) + 1
 
     async def _run_stage(self, d: Delivery, fn: registry.StageFn, task: object,
-                         lg: logging.LoggerAdapter) -> StageResult:  # type: ignore[type-arg]
+                         lg: logging.LoggerAdapter, lock: str) -> StageResult:  # type: ignore[type-arg]
         job = d.job
         work_dir = Path(self.settings.work_dir) / f"goreports-{job.report.uid}-{job.name}-{os.getpid()}"
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -262,7 +282,7 @@ class Worker:
                            credentials=self.credentials, log=lg, work_dir=work_dir,
                            publish_next=publish_next, emit_progress=emit_progress,
                            request_rerun=request_rerun, is_cancelled=is_cancelled)
-        heartbeat = asyncio.create_task(self._heartbeat(d))
+        heartbeat = asyncio.create_task(self._heartbeat(d, lock))
         try:
             return await fn(task, ctx)  # type: ignore[arg-type]
         finally:
@@ -270,11 +290,12 @@ class Worker:
             await asyncio.gather(heartbeat, return_exceptions=True)
             await asyncio.to_thread(_rmtree, work_dir)
 
-    async def _heartbeat(self, d: Delivery) -> None:
+    async def _heartbeat(self, d: Delivery, lock: str) -> None:
         while True:
             await asyncio.sleep(self.settings.heartbeat_interval)
             try:
                 await self.bus.touch(d, self.name)
+                await self.bus.refresh_marker(lock, self._lease_ttl())
             except Exception:
                 log.exception("could not renew the claim on %s", d.entry_id)
 

@@ -127,6 +127,10 @@ class Bus(abc.ABC):
     @abc.abstractmethod
     async def delete_marker(self, key: str) -> None: ...
 
+    @abc.abstractmethod
+    async def refresh_marker(self, key: str, ttl: int) -> bool:
+        """Extend a marker's life (a lease kept by a heartbeat); False if it is gone."""
+
     # -- events ------------------------------------------------------------------------------
     @abc.abstractmethod
     async def emit(self, event: events_pb2.StageEvent) -> str: ...

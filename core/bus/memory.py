@@ -232,6 +232,13 @@ class MemoryBus(Bus):
     async def delete_marker(self, key: str) -> None:
         self._kv.pop(key, None)
 
+    async def refresh_marker(self, key: str, ttl: int) -> bool:
+        value = self._alive(key)
+        if value is None:
+            return False
+        self._kv[key] = (value, time.time() + ttl)
+        return True
+
     # -- events --------------------------------------------------------------------------------
     async def emit(self, event: events_pb2.StageEvent) -> str:
         entry_id = self._append(self.keys.events(), event.SerializeToString())

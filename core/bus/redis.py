@@ -239,6 +239,9 @@ class RedisBus(Bus):
     async def delete_marker(self, key: str) -> None:
         await self.r.delete(key)
 
+    async def refresh_marker(self, key: str, ttl: int) -> bool:
+        return bool(await self.r.expire(key, ttl))
+
     # -- events --------------------------------------------------------------------------------
     async def emit(self, event: events_pb2.StageEvent) -> str:
         eid = await self.r.xadd(self.keys.events(), {"event": event.SerializeToString()},
