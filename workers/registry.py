@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import pkgutil
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Awaitable, Callable
@@ -29,13 +30,8 @@ class StageSpec:
 
 _REGISTRY: dict[str, StageSpec] = {}
 
-BUILTIN_MODULES = (
-    "goreports.workers.collectors.sqlite",
-    "goreports.workers.generators.excel",
-    "goreports.workers.generators.mustache",
-    "goreports.workers.generators.csv",
-    "goreports.workers.dispatchers.local",
-)
+# Every module in these packages is a built-in stage (one module per pattern).
+CHANNEL_PACKAGES = ("collectors", "validators", "aggregators", "generators", "dispatchers", "notifiers")
 
 ENTRY_POINT_GROUP = "goreports.stages"
 
@@ -57,10 +53,20 @@ def load_builtin_stages(extra_modules: tuple[str, ...] = ()) -> None:
     """Import the built-in stages, the `goreports.stages` entry points, and the modules named in
     GOREPORTS_STAGE_MODULES (comma-separated; for stages that are not packaged)."""
     env = tuple(m.strip() for m in os.environ.get("GOREPORTS_STAGE_MODULES", "").split(",") if m.strip())
-    for name in BUILTIN_MODULES + extra_modules + env:
+    for name in builtin_modules() + extra_modules + env:
         importlib.import_module(name)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         ep.load()
+
+
+def builtin_modules() -> tuple[str, ...]:
+    found = []
+    for channel in CHANNEL_PACKAGES:
+        pkg = importlib.import_module(f"goreports.workers.{channel}")
+        for info in pkgutil.iter_modules(pkg.__path__):
+            if not info.name.startswith("_") and not info.ispkg:
+                found.append(f"{pkg.__name__}.{info.name}")
+    return tuple(found)
 
 
 def get(pattern: str) -> StageSpec:
