@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from goreports.cli import operator as operator_cmd
 from goreports.cli import run as run_cmd
 from goreports.cli import worker as worker_cmd
 
@@ -13,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run_cmd.add_parser(sub)
     worker_cmd.add_parser(sub)
+    operator_cmd.add_parser(sub)
     return parser
 
 

@@ -37,8 +37,11 @@ class DatasetWriter:
     def __init__(self, bus: Bus, stream: str, *, dataset: str, step: str, readers: list[str],
                  columns: list[pb.Column], batch_rows: int = 500, window_batches: int = 64,
                  ttl: int = 7 * 24 * 3600,
-                 on_progress: Callable[[int], Awaitable[None]] | None = None) -> None:
+                 on_progress: Callable[[int], Awaitable[None]] | None = None,
+                 is_cancelled: Callable[[], Awaitable[bool]] | None = None) -> None:
         self.bus = bus
+        self._is_cancelled = is_cancelled
+        self._flushes = 0
         self.stream = stream
         self.dataset = dataset
         self.step = step
@@ -102,12 +105,19 @@ class DatasetWriter:
         await self._add(pb.DatasetEntry(batch=batch))
         if self._on_progress is not None:
             await self._on_progress(self.rows)
+        self._flushes += 1
+        if self._flushes % 8 == 0:
+            await self._check_cancelled()
         if len(self._ids) >= self.window:
             await self._throttle()
 
     async def _add(self, entry: pb.DatasetEntry) -> None:
         entry_id = await self.bus.stream_add(self.stream, entry.SerializeToString(), ttl=self.ttl)
         self._ids.append(entry_id)
+
+    async def _check_cancelled(self) -> None:
+        if self._is_cancelled is not None and await self._is_cancelled():
+            raise PermanentError(f"report cancelled while writing {self.dataset!r}", reason="Cancelled")
 
     async def _check_superseded(self) -> None:
         current = await self.bus.get_marker(_gen_key(self.stream))
@@ -131,6 +141,7 @@ class DatasetWriter:
             if len(self._ids) < self.window or started == DONE:
                 return
             await self._check_superseded()
+            await self._check_cancelled()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)
 

@@ -170,6 +170,7 @@ class Worker:
                     await self._fail(d, reason, message)
                 else:
                     await self.bus.complete(d, next_job=None, next_marker=None, done_marker=None)
+                    await self.bus.delete_data(uid)  # a writer may have recreated streams
                     await self.bus.emit(make_event(job, S.STEP_STATE_CANCELLED, worker=self.name,
                                                    reason=reason, error=message))
                 self._count("dropped")
@@ -222,6 +223,7 @@ class Worker:
         except PermanentError as e:
             if e.reason == "Cancelled":
                 await self.bus.complete(d, next_job=None, next_marker=None, done_marker=None)
+                await self.bus.delete_data(uid)
                 await self.bus.emit(make_event(job, S.STEP_STATE_CANCELLED, worker=self.name,
                                                reason=e.reason, error=str(e)))
                 return

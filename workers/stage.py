@@ -67,7 +67,7 @@ class StageContext:
             self.bus, output.dataset.stream, dataset=output.dataset.name, step=self.step,
             readers=list(output.readers), columns=list(columns),
             batch_rows=self.settings.batch_rows, window_batches=self.settings.window_batches,
-            ttl=self.settings.report_ttl, on_progress=self.progress,
+            ttl=self.settings.report_ttl, on_progress=self.progress, is_cancelled=self.is_cancelled,
         )
         await writer.start()
         await self.publish_next()

@@ -157,6 +157,19 @@ class Bus(abc.ABC):
         """Drop entries with an id lower than min_id."""
 
     @abc.abstractmethod
+    async def stream_group_read(self, key: str, group: str, consumer: str, count: int,
+                                block_ms: int) -> list[tuple[str, bytes]]:
+        """New entries of a plain stream for one consumer of a group (the operator reads the
+        events stream this way, so two replicas share the work and a dead one's is reclaimed)."""
+
+    @abc.abstractmethod
+    async def stream_group_ack(self, key: str, group: str, ids: list[str]) -> None: ...
+
+    @abc.abstractmethod
+    async def stream_group_reclaim(self, key: str, group: str, consumer: str, min_idle_ms: int,
+                                   count: int) -> list[tuple[str, bytes]]: ...
+
+    @abc.abstractmethod
     async def hash_set(self, key: str, field: str, value: str) -> None: ...
 
     @abc.abstractmethod
@@ -166,6 +179,19 @@ class Bus(abc.ABC):
     @abc.abstractmethod
     async def delete_report(self, uid: str) -> int:
         """Remove every key of a report (data streams, markers, stored jobs); return count."""
+
+    async def delete_data(self, uid: str) -> int:
+        """Remove a finished report's dataset streams (its markers stay until their TTL, so a
+        late re-delivery still finds its step done)."""
+        keys = await self.scan_keys(f"{self.keys.prefix}:data:{uid}:*")
+        return await self.delete_keys(keys)
+
+    @abc.abstractmethod
+    async def scan_keys(self, match: str) -> list[str]:
+        """Every key (of any type) matching a glob pattern."""
+
+    @abc.abstractmethod
+    async def delete_keys(self, keys: list[str]) -> int: ...
 
     @abc.abstractmethod
     async def stream_keys(self, match: str) -> list[str]: ...

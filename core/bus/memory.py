@@ -288,6 +288,45 @@ class MemoryBus(Bus):
         s.entries = [(eid, d) for eid, d in s.entries if not entry_id_less(eid, min_id)]
         return before - len(s.entries)
 
+    async def stream_group_read(self, key: str, group: str, consumer: str, count: int,
+                                block_ms: int) -> list[tuple[str, bytes]]:
+        deadline = time.monotonic() + block_ms / 1000
+        while True:
+            s = self._stream(key)
+            g = s.groups.setdefault(group, _Group())
+            out: list[tuple[str, bytes]] = []
+            for entry_id, data in s.entries:
+                if len(out) >= count:
+                    break
+                if entry_id_less(g.last_delivered, entry_id):
+                    g.last_delivered = entry_id
+                    g.pending[entry_id] = _Pending(consumer, 1, time.monotonic())
+                    out.append((entry_id, data))
+            remaining = deadline - time.monotonic()
+            if out or remaining <= 0:
+                return out
+            await self._wait(int(remaining * 1000))
+
+    async def stream_group_ack(self, key: str, group: str, ids: list[str]) -> None:
+        g = self._stream(key).groups.setdefault(group, _Group())
+        for i in ids:
+            g.pending.pop(i, None)
+
+    async def stream_group_reclaim(self, key: str, group: str, consumer: str, min_idle_ms: int,
+                                   count: int) -> list[tuple[str, bytes]]:
+        s = self._stream(key)
+        g = s.groups.setdefault(group, _Group())
+        entries = dict(s.entries)
+        now = time.monotonic()
+        out: list[tuple[str, bytes]] = []
+        for entry_id, p in list(g.pending.items()):
+            if len(out) >= count:
+                break
+            if (now - p.touched) * 1000 >= min_idle_ms and entry_id in entries:
+                p.consumer, p.deliveries, p.touched = consumer, p.deliveries + 1, now
+                out.append((entry_id, entries[entry_id]))
+        return out
+
     async def hash_set(self, key: str, field: str, value: str) -> None:
         self._hashes.setdefault(key, {})[field] = value
 
@@ -303,6 +342,21 @@ class MemoryBus(Bus):
                 del store[key]  # type: ignore[attr-defined]
                 n += 1
         return n
+
+    async def delete_keys(self, keys: list[str]) -> int:
+        n = 0
+        for k in keys:
+            for store in (self._streams, self._kv, self._hashes):
+                if k in store:
+                    del store[k]  # type: ignore[attr-defined]
+                    n += 1
+        return n
+
+    async def scan_keys(self, match: str) -> list[str]:
+        found = set()
+        for store in (self._streams, self._kv, self._hashes):
+            found.update(k for k in store if fnmatch.fnmatchcase(k, match))
+        return sorted(found)
 
     async def stream_keys(self, match: str) -> list[str]:
         return sorted(k for k in self._streams if fnmatch.fnmatchcase(k, match))

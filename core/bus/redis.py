@@ -244,7 +244,7 @@ class RedisBus(Bus):
 
     # -- events --------------------------------------------------------------------------------
     async def emit(self, event: events_pb2.StageEvent) -> str:
-        eid = await self.r.xadd(self.keys.events(), {"event": event.SerializeToString()},
+        eid = await self.r.xadd(self.keys.events(), {"d": event.SerializeToString()},
                                 maxlen=1_000_000, approximate=True)
         return eid.decode()
 
@@ -256,7 +256,7 @@ class RedisBus(Bus):
         for _, entries in res or []:
             for entry_id, f in entries:
                 ev = events_pb2.StageEvent()
-                ev.ParseFromString(f[b"event"])
+                ev.ParseFromString(f[b"d"])
                 out.append((entry_id.decode(), ev))
         return out
 
@@ -284,6 +284,25 @@ class RedisBus(Bus):
     async def stream_trim(self, key: str, min_id: str) -> int:
         return int(await self.r.xtrim(key, minid=min_id, approximate=False))
 
+    async def stream_group_read(self, key: str, group: str, consumer: str, count: int,
+                                block_ms: int) -> list[tuple[str, bytes]]:
+        await self._ensure_group(key, group)
+        res = await self.r.xreadgroup(group, consumer, {key: ">"}, count=count,
+                                      block=block_ms if block_ms > 0 else None)
+        if not res:
+            return []
+        return [(eid.decode(), f[b"d"]) for eid, f in res[0][1] if f]
+
+    async def stream_group_ack(self, key: str, group: str, ids: list[str]) -> None:
+        if ids:
+            await self.r.xack(key, group, *ids)
+
+    async def stream_group_reclaim(self, key: str, group: str, consumer: str, min_idle_ms: int,
+                                   count: int) -> list[tuple[str, bytes]]:
+        await self._ensure_group(key, group)
+        res = await self.r.xautoclaim(key, group, consumer, min_idle_ms, "0-0", count=count)
+        return [(eid.decode(), f[b"d"]) for eid, f in res[1] if f]
+
     async def hash_set(self, key: str, field: str, value: str) -> None:
         async with self.r.pipeline(transaction=False) as p:
             p.hset(key, field, value)
@@ -301,6 +320,15 @@ class RedisBus(Bus):
             for i in range(0, len(batch), 500):
                 n += await self.r.unlink(*batch[i:i + 500])
         return n
+
+    async def delete_keys(self, keys: list[str]) -> int:
+        n = 0
+        for i in range(0, len(keys), 500):
+            n += await self.r.unlink(*keys[i:i + 500])
+        return n
+
+    async def scan_keys(self, match: str) -> list[str]:
+        return sorted({k.decode() async for k in self.r.scan_iter(match=match, count=500)})
 
     async def stream_keys(self, match: str) -> list[str]:
         return sorted({k.decode() async for k in self.r.scan_iter(match=match, _type="stream")})

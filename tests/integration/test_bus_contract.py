@@ -165,3 +165,16 @@ async def test_blocking_read_wakes_on_add(bus: Bus) -> None:
     got = await bus.stream_read(key, "0", 10, 2000)
     await t
     assert [d for _, d in got] == [b"x"]
+
+
+async def test_group_reads_share_and_reclaim(bus: Bus) -> None:
+    key = bus.keys.events()
+    for i in range(4):
+        await bus.emit(events_pb2.StageEvent(step=f"s{i}"))
+    a = await bus.stream_group_read(key, "operator", "op-a", 2, 100)
+    b = await bus.stream_group_read(key, "operator", "op-b", 10, 100)
+    assert len(a) == 2 and len(b) == 2 and not {i for i, _ in a} & {i for i, _ in b}
+    await bus.stream_group_ack(key, "operator", [i for i, _ in b])
+    await asyncio.sleep(0.12)
+    taken = await bus.stream_group_reclaim(key, "operator", "op-b", 100, 10)
+    assert sorted(i for i, _ in taken) == sorted(i for i, _ in a)

@@ -1,0 +1,75 @@
+"""The StageEvent consumer: reads the events stream as a consumer group and writes status.
+
+Several operator replicas share the stream (each event reaches one of them); events of a replica
+that died are reclaimed after a visibility timeout. An event is acknowledged only after its
+status write, so a crash re-folds it later, which folding tolerates.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections import defaultdict
+
+from typing import Awaitable, Callable
+
+from goreports.core.bus.base import Bus
+from goreports.core.status import FINAL_PHASES
+from goreports.operator.status_writer import apply_events
+from goreports.proto import events_pb2
+
+log = logging.getLogger("goreports.operator.events")
+
+GROUP = "operator"
+
+
+async def run_events_loop(bus: Bus, stop: asyncio.Event, *, namespaces: set[str] | None = None,
+                          batch: int = 200, reclaim_ms: int = 30_000,
+                          on_final: Callable[[str], Awaitable[None]] | None = None) -> None:
+    consumer = f"{socket.gethostname()}-{os.getpid()}"
+    key = bus.keys.events()
+    last_reclaim = 0.0
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        try:
+            entries = await bus.stream_group_read(key, GROUP, consumer, batch, 500)
+            if loop.time() - last_reclaim > reclaim_ms / 3000:
+                last_reclaim = loop.time()
+                entries += await bus.stream_group_reclaim(key, GROUP, consumer, reclaim_ms, batch)
+            if entries:
+                await _process(bus, key, entries, namespaces, on_final)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("folding events failed; retrying in 1s")
+            await asyncio.sleep(1)
+
+
+async def _process(bus: Bus, key: str, entries: list[tuple[str, bytes]],
+                   namespaces: set[str] | None,
+                   on_final: Callable[[str], Awaitable[None]] | None) -> None:
+    by_report: dict[tuple[str, str, str], list[tuple[str, events_pb2.StageEvent]]] = defaultdict(list)
+    skip: list[str] = []
+    for entry_id, data in entries:
+        ev = events_pb2.StageEvent.FromString(data)
+        r = ev.report
+        if not r.uid or (namespaces is not None and r.namespace not in namespaces):
+            # Not a report this operator watches (e.g. `goreports run --redis` on the same
+            # prefix). One installation = one prefix, so nobody else needs it.
+            skip.append(entry_id)
+            continue
+        by_report[(r.namespace, r.name, r.uid)].append((entry_id, ev))
+    if skip:
+        await bus.stream_group_ack(key, GROUP, skip)
+
+    async def one(ns: str, name: str, uid: str, items: list[tuple[str, events_pb2.StageEvent]]) -> None:
+        new = await apply_events(ns, name, uid, [ev for _, ev in items])
+        await bus.stream_group_ack(key, GROUP, [i for i, _ in items])
+        if on_final is not None and new is not None and new.get("phase") in FINAL_PHASES:
+            await on_final(uid)
+
+    results = await asyncio.gather(*(one(*k, v) for k, v in by_report.items()), return_exceptions=True)
+    for r in results:
+        if isinstance(r, Exception):
+            log.error("status write failed (will be retried from the pending list): %s", r)

@@ -1,0 +1,93 @@
+"""The Kubernetes API calls the operator makes outside kopf handlers (status writes, Events).
+
+kopf patches status for its own handlers; the StageEvent folder runs outside them, so it uses
+the `kubernetes` client (sync, called in a thread) with optimistic concurrency on status.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from datetime import datetime, timezone
+from typing import Any
+
+import kubernetes
+from kubernetes.client.rest import ApiException
+
+GROUP = "goreports.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+REPORTS = "reportrequests"
+
+log = logging.getLogger("goreports.operator")
+
+_loaded = False
+
+
+def load_config() -> None:
+    """Kubeconfig when KUBECONFIG is set (tests, laptops), else the in-cluster ServiceAccount."""
+    global _loaded
+    if _loaded:
+        return
+    if os.environ.get("KUBECONFIG"):
+        kubernetes.config.load_kube_config()
+    else:
+        kubernetes.config.load_incluster_config()
+    _loaded = True
+
+
+def custom_api() -> kubernetes.client.CustomObjectsApi:
+    load_config()
+    return kubernetes.client.CustomObjectsApi()
+
+
+def core_api() -> kubernetes.client.CoreV1Api:
+    load_config()
+    return kubernetes.client.CoreV1Api()
+
+
+def apps_api() -> kubernetes.client.AppsV1Api:
+    load_config()
+    return kubernetes.client.AppsV1Api()
+
+
+async def get_report(namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        return await asyncio.to_thread(custom_api().get_namespaced_custom_object, GROUP, VERSION,
+                                       namespace, REPORTS, name)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+async def replace_status(body: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    """PUT the status subresource with the body's resourceVersion (409 on a concurrent write)."""
+    obj = {"apiVersion": API_VERSION, "kind": body["kind"], "metadata": {
+        "name": body["metadata"]["name"], "namespace": body["metadata"]["namespace"],
+        "resourceVersion": body["metadata"]["resourceVersion"]}, "status": status}
+    return await asyncio.to_thread(
+        custom_api().replace_namespaced_custom_object_status, GROUP, VERSION,
+        body["metadata"]["namespace"], body["kind"].lower() + "s", body["metadata"]["name"], obj)
+
+
+async def post_event(body: dict[str, Any], event_type: str, reason: str, message: str) -> None:
+    """A core/v1 Event on the object, as `kubectl describe` shows them. Failures only log."""
+    meta = body["metadata"]
+    now = datetime.now(timezone.utc)
+    ev = kubernetes.client.CoreV1Event(
+        metadata=kubernetes.client.V1ObjectMeta(generate_name=f"{meta['name']}.",
+                                                namespace=meta["namespace"]),
+        involved_object=kubernetes.client.V1ObjectReference(
+            api_version=body.get("apiVersion", API_VERSION), kind=body.get("kind", "ReportRequest"),
+            name=meta["name"], namespace=meta["namespace"], uid=meta.get("uid"),
+            resource_version=meta.get("resourceVersion")),
+        type=event_type, reason=reason, message=message[:1024], first_timestamp=now,
+        last_timestamp=now, count=1, reporting_component="goreports-operator",
+        reporting_instance=socket.gethostname(),
+        source=kubernetes.client.V1EventSource(component="goreports-operator"))
+    try:
+        await asyncio.to_thread(core_api().create_namespaced_event, meta["namespace"], ev)
+    except ApiException as e:
+        log.warning("could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], e.reason)

@@ -1,0 +1,94 @@
+"""Run the operator: kopf with our handlers, the StageEvent folder and the pool scaler.
+
+`goreports operator --namespace NS` (repeatable) watches namespaces; `--all-namespaces` the
+cluster. Several replicas run safely: the chain is published once (Redis marker), events are
+shared through a consumer group, and with `--peering` kopf keeps one replica handling resources.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+import kopf
+
+from goreports.core.bus.redis import RedisBus
+from goreports.core.settings import Settings
+from goreports.operator import reports  # noqa: F401  (registers the ReportRequest handlers)
+from goreports.operator.context import OperatorContext
+from goreports.operator.events_loop import run_events_loop
+from goreports.workers.stores import artifact_store_from_settings
+
+log = logging.getLogger("goreports.operator")
+
+_OPTIONAL_HANDLER_MODULES: tuple[str, ...] = ()  # TODO(schedules) re-add
+
+
+def _import_optional_handlers() -> None:
+    import importlib
+
+    for name in _OPTIONAL_HANDLER_MODULES:
+        importlib.import_module(name)
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # Status is ours (folded from StageEvents), not kopf's: keep kopf's progress in annotations
+    # and its diff-base out of status.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="goreports.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="goreports.io")
+    settings.persistence.finalizer = "goreports.io/cleanup"
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.execution.max_workers = 20
+    s = Settings.from_env()
+    bus = RedisBus.from_settings(s)
+    ctx = OperatorContext(settings=s, bus=bus, artifacts=artifact_store_from_settings(s),
+                          namespaces=memo.get("namespaces"))
+    memo.ctx = ctx
+    stop = asyncio.Event()
+    memo.stop = stop
+    memo.tasks = [asyncio.create_task(run_events_loop(bus, stop, namespaces=ctx.namespaces,
+                                                      on_final=_on_final(ctx)), name="events")]
+    scaling_file = os.environ.get("GOREPORTS_SCALING_FILE")
+    if scaling_file and os.path.exists(scaling_file):
+        from goreports.operator import kube
+        from goreports.operator.scaling import run_scaler
+        from goreports.operator.scaling_logic import load_scaling_config
+
+        config = load_scaling_config(scaling_file)
+        namespace = os.environ.get("GOREPORTS_POOL_NAMESPACE") or os.environ.get("POD_NAMESPACE", "default")
+        memo.tasks.append(asyncio.create_task(
+            run_scaler(bus, kube.apps_api(), namespace, config,
+                       interval=float(os.environ.get("GOREPORTS_SCALING_INTERVAL", "2")), stop=stop),
+            name="scaler"))
+    log.info("operator started (redis %s, prefix %s)", s.redis_addr, s.prefix)
+
+
+def _on_final(ctx: OperatorContext) -> Any:
+    async def cleanup(uid: str) -> None:
+        """A report reached Succeeded/Failed: its datasets and staged files are no longer needed."""
+        await ctx.bus.delete_data(uid)
+        try:
+            await ctx.artifacts.delete_report(uid)
+        except Exception as e:
+            log.warning("could not remove staged artifacts of %s: %s", uid, e)
+    return cleanup
+
+
+@kopf.on.cleanup()
+async def shutdown(memo: kopf.Memo, **_: Any) -> None:
+    memo.stop.set()
+    for t in memo.tasks:
+        t.cancel()
+    await asyncio.gather(*memo.tasks, return_exceptions=True)
+    await memo.ctx.bus.close()
+
+
+def run(namespaces: list[str], clusterwide: bool, peering: str | None, liveness: str | None) -> None:
+    _import_optional_handlers()
+    memo = kopf.Memo(namespaces=set(namespaces) if namespaces and not clusterwide else None)
+    asyncio.run(kopf.operator(
+        clusterwide=clusterwide, namespaces=namespaces, standalone=peering is None,
+        peering_name=peering, liveness_endpoint=liveness, memo=memo))

@@ -1,0 +1,1 @@
+"""A real Kubernetes test control plane (etcd + kube-apiserver) built from Go modules."""
