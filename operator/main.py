@@ -58,10 +58,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         from goreports.operator.scaling_logic import load_scaling_config
 
         config = load_scaling_config(scaling_file)
-        namespace = os.environ.get("GOREPORTS_POOL_NAMESPACE") or os.environ.get("POD_NAMESPACE", "default")
+        namespace = (config.namespace or os.environ.get("GOREPORTS_POOL_NAMESPACE")
+                     or os.environ.get("POD_NAMESPACE", "default"))
+        interval = config.interval_seconds or float(os.environ.get("GOREPORTS_SCALING_INTERVAL", "2"))
         memo.tasks.append(asyncio.create_task(
-            run_scaler(bus, kube.apps_api(), namespace, config,
-                       interval=float(os.environ.get("GOREPORTS_SCALING_INTERVAL", "2")), stop=stop),
+            run_scaler(bus, kube.apps_api(), namespace, config, interval=interval, stop=stop),
             name="scaler"))
     log.info("operator started (redis %s, prefix %s)", s.redis_addr, s.prefix)
 

@@ -155,3 +155,22 @@ def test_memory_stays_flat_as_rows_grow(tmp_path: Path) -> None:
     print(f"\npeak RSS of goreports run: 20k rows {small:.0f} MB ({figures[20_000][1]:.1f}s), "
           f"200k rows {large:.0f} MB ({figures[200_000][1]:.1f}s)")
     assert large < small * 1.3 + 10, figures
+
+
+def test_run_on_a_real_redis(sample_db: Path, redis_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import redis as redis_lib
+
+    doc = {"apiVersion": "goreports.io/v1alpha1", "kind": "ReportRequest", "metadata": {"name": "onredis"},
+           "spec": {"steps": [
+               {"name": "collect", "sqlite": {"database": str(sample_db), "queries": [
+                   {"name": "orders", "sql": "SELECT id, amount FROM orders ORDER BY id LIMIT 3000"}]}},
+               {"name": "file", "csv": {"fileName": "orders.csv", "dataset": "orders"}},
+               {"name": "deliver", "local": {"path": str(tmp_path / "out")}}]}}
+    f = tmp_path / "r.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    res = run(str(f), "--redis", redis_server.addr)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "out" / "orders.csv").read_text().count("\n") == 3001
+    r = redis_lib.Redis(*redis_server.addr.split(":"))
+    assert r.xlen("goreports:jobs:collectors:sqlite") >= 1  # it really went through Redis
+    assert not list(r.scan_iter(match="goreports:data:*"))  # and cleaned its datasets
