@@ -290,3 +290,27 @@ async def test_reader_killed_mid_dataset_gets_the_dataset_again(
     assert got["checksum"] == values.checksum((i, f"row-{i}") for i in range(100_000))
     log = (tmp_path / "p.log").read_text()
     assert "restarted by a newer run" in log or "produce its dataset again" in (tmp_path / "c2.log").read_text()
+
+
+async def test_sigterm_releases_an_unfinished_job_at_once(
+        bus: RedisBus, redis_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    uid = uuid.uuid4().hex
+    started, effect = tmp_path / "started", tmp_path / "effect"
+    await bus.publish(struct_job("deliver", "dispatchers", "test-effect",
+                                 {"sleep": 30, "startedFile": str(started), "effectFile": str(effect)},
+                                 uid=uid))
+    proc = start_worker(redis_server.addr, "test-effect", log=tmp_path / "w2.log",
+                        cli_args=("--grace-period", "0.5"), GOREPORTS_VISIBILITY_TIMEOUT="60")
+    try:
+        wait_for(lambda: lines(started), 30, what="the job to start")
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+        assert time.monotonic() - t0 < 10
+        # released, not left pending until the 60 s visibility timeout
+        b = await bus.backlog("dispatchers", "test-effect")
+        assert (b.pending, b.lag) == (0, 1), b
+        assert not lines(effect)
+        assert "released deliver on shutdown" in (tmp_path / "w2.log").read_text()
+    finally:
+        stop(proc)

@@ -28,8 +28,8 @@ def worker_env(redis_addr: str, **extra: str) -> dict[str, str]:
 
 
 def start_worker(redis_addr: str, *patterns: str, log: Path | None = None,
-                 **extra: str) -> subprocess.Popen:  # type: ignore[type-arg]
-    args = [sys.executable, "-m", "goreports.cli.main", "worker"]
+                 cli_args: tuple[str, ...] = (), **extra: str) -> subprocess.Popen:  # type: ignore[type-arg]
+    args = [sys.executable, "-m", "goreports.cli.main", "worker", *cli_args]
     for p in patterns:
         args += ["--pattern", p]
     out = open(log, "ab") if log else subprocess.DEVNULL
