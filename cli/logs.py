@@ -30,3 +30,10 @@ def setup(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    handler.addFilter(_quiet_kopf_ticks)
+
+
+def _quiet_kopf_ticks(record: logging.LogRecord) -> bool:
+    """kopf reports every timer tick ("Timer 'x' succeeded.") at INFO: noise for operators."""
+    return not (record.name == "kopf.objects" and record.levelno <= logging.INFO
+                and record.getMessage().startswith("Timer "))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
 from datetime import datetime, timezone
 from typing import Any
@@ -15,41 +14,16 @@ from typing import Any
 import kubernetes
 from kubernetes.client.rest import ApiException
 
+from goreports.operator._kubeclient import apps_api, core_api, custom_api
+
+__all__ = ["apps_api", "core_api", "custom_api", "get_report", "replace_status", "post_event"]
+
 GROUP = "goreports.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 REPORTS = "reportrequests"
 
 log = logging.getLogger("goreports.operator")
-
-_loaded = False
-
-
-def load_config() -> None:
-    """Kubeconfig when KUBECONFIG is set (tests, laptops), else the in-cluster ServiceAccount."""
-    global _loaded
-    if _loaded:
-        return
-    if os.environ.get("KUBECONFIG"):
-        kubernetes.config.load_kube_config()
-    else:
-        kubernetes.config.load_incluster_config()
-    _loaded = True
-
-
-def custom_api() -> kubernetes.client.CustomObjectsApi:
-    load_config()
-    return kubernetes.client.CustomObjectsApi()
-
-
-def core_api() -> kubernetes.client.CoreV1Api:
-    load_config()
-    return kubernetes.client.CoreV1Api()
-
-
-def apps_api() -> kubernetes.client.AppsV1Api:
-    load_config()
-    return kubernetes.client.AppsV1Api()
 
 
 async def get_report(namespace: str, name: str) -> dict[str, Any] | None:

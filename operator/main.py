@@ -22,7 +22,7 @@ from goreports.workers.stores import artifact_store_from_settings
 
 log = logging.getLogger("goreports.operator")
 
-_OPTIONAL_HANDLER_MODULES: tuple[str, ...] = ()  # TODO(schedules) re-add
+_OPTIONAL_HANDLER_MODULES = ("goreports.operator.schedules",)
 
 
 def _import_optional_handlers() -> None:
