@@ -15,6 +15,7 @@ import redis
 import yaml
 
 from support.k8s import OperatorProcess, cluster, kubectl_json, namespace  # noqa: F401
+from support.mariadb import mariadb  # noqa: F401
 from support.servers import RedisServer
 from support.workers import start_worker, stop, wait_for
 
@@ -203,3 +204,37 @@ def test_delete_mid_report_runs_finalizer_and_removes_streams(cluster, namespace
         assert r.get(f"goreports:cancelled:{uid}") is not None
     finally:
         op.stop()
+
+
+def test_mysql_example_applied_with_kubectl_succeeds(cluster, namespace, redis_srv, shared,  # noqa: F811
+                                                     mariadb, tmp_path) -> None:
+    """examples/mysql-report.yaml as a user applies it: MariaDB collector, Excel, local delivery."""
+    mariadb.create_database("sales")
+    mariadb.execute_sql((ROOT / "examples/data/mysql-sales.sql").read_text(), db="sales")
+    creds = tmp_path / "credentials"
+    mariadb.write_credentials(creds, "sales-db")
+    doc = yaml.safe_load((ROOT / "examples/mysql-report.yaml").read_text())
+    for step in doc["spec"]["steps"]:
+        if "local" in step:
+            step["local"]["path"] = str(tmp_path / "out")
+    env = {"GOREPORTS_ARTIFACT_DIR": str(shared / "staging"), "GOREPORTS_CREDENTIALS_DIR": str(creds)}
+    procs = [start_worker(redis_srv.addr, "mysql", log=tmp_path / "w-mysql.log", **env),
+             start_worker(redis_srv.addr, "excel", "mustache", "csv", log=tmp_path / "w-gen.log", **env),
+             start_worker(redis_srv.addr, "local", log=tmp_path / "w-local.log", **env)]
+    op = OperatorProcess(cluster, redis_srv.addr, shared, namespace, name="op-mysql")
+    try:
+        assert apply(cluster, namespace, doc).returncode == 0
+        name = doc["metadata"]["name"]
+        obj = wait_phase(cluster, namespace, name, timeout=180)
+        assert obj["status"]["phase"] == "Succeeded", (obj["status"], (tmp_path / "w-mysql.log").read_text()[-2000:])
+        want = mariadb.query("SELECT COUNT(*) FROM orders", db="sales")[0][0]
+        collect = next(s for s in obj["status"]["steps"] if s["name"] == "collect")
+        assert collect["rows"] >= want > 0
+        delivered = [a for a in obj["status"]["artifacts"] if a["step"] == "deliver"]
+        assert delivered and all((tmp_path / "out" / a["name"]).is_file() for a in delivered)
+        describe = cluster.kubectl("describe", "rr", name, "-n", namespace).stdout
+        assert "Ready" in describe and "StepSucceeded" in describe
+    finally:
+        op.stop()
+        for p in procs:
+            stop(p)
