@@ -29,7 +29,7 @@ from goreports.core.errors import SpecError
 from goreports.core.keys import Keys
 from goreports.core.settings import Settings
 from goreports.workers import registry
-from goreports.workers.artifacts import LocalArtifactStore
+from goreports.workers.stores import artifact_store_from_settings
 from goreports.workers.credentials import CredentialStore
 from goreports.workers.runtime import Worker
 
@@ -92,13 +92,14 @@ async def execute(doc: dict[str, Any], settings: Settings, *, redis_addr: str | 
         bus = RedisBus.from_settings(settings)
     else:
         bus = MemoryBus(Keys(settings.prefix), settings.report_ttl)
-    staging = LocalArtifactStore(settings.artifact_dir)
+    staging = artifact_store_from_settings(settings)
     worker = Worker(bus=bus, settings=settings, patterns=patterns, artifacts=staging,
                     credentials=CredentialStore(settings.credentials_dir),
                     concurrency=len(chain) + len(patterns), block_ms=200)
     stop = asyncio.Event()
     runner = asyncio.create_task(worker.run(stop))
     st = status_mod.initial_status([(j.name, j.pattern) for j in chain])
+    st["deliveredBy"] = [j.name for j in chain if j.channel == "dispatchers"]
     try:
         after = f"{int(time.time() * 1000) - 1}-0"
         await bus.publish(head)
@@ -186,8 +187,7 @@ def main(args: argparse.Namespace) -> int:
     table = Table(title=f"report {name}: Succeeded in {elapsed:.1f}s, {st['rows']:,} rows")
     for col in ("step", "artifact", "size", "sha256", "location"):
         table.add_column(col)
-    delivered = [a for a in st["artifacts"] if not a["location"].startswith(
-        (settings.artifact_dir.resolve().as_uri()))]
+    delivered = [a for a in st["artifacts"] if a.get("step") in st.get("deliveredBy", [])]
     for a in delivered:
         table.add_row(a.get("step", ""), a["name"], f"{a['size']:,}", a["sha256"][:12], a["location"])
     out.print(table)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 from typing import Any
 
 import kopf
@@ -42,6 +43,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.execution.max_workers = 20
+    # With --peering, kopf pauses every operator that meets a peer of the same priority: a
+    # random one per process makes exactly one replica active (the highest).
+    settings.peering.priority = random.randint(1, 1_000_000)
+    # Namespaces are given by name; listing them would need cluster-wide RBAC for nothing.
+    settings.scanning.disabled = True
     s = Settings.from_env()
     bus = RedisBus.from_settings(s)
     ctx = OperatorContext(settings=s, bus=bus, artifacts=artifact_store_from_settings(s),
