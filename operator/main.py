@@ -43,9 +43,6 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.execution.max_workers = 20
-    # With --peering, kopf pauses every operator that meets a peer of the same priority: a
-    # random one per process makes exactly one replica active (the highest).
-    settings.peering.priority = random.randint(1, 1_000_000)
     # Namespaces are given by name; listing them would need cluster-wide RBAC for nothing.
     settings.scanning.disabled = True
     s = Settings.from_env()
@@ -98,4 +95,7 @@ def run(namespaces: list[str], clusterwide: bool, peering: str | None, liveness:
     memo = kopf.Memo(namespaces=set(namespaces) if namespaces and not clusterwide else None)
     asyncio.run(kopf.operator(
         clusterwide=clusterwide, namespaces=namespaces, standalone=peering is None,
-        peering_name=peering, liveness_endpoint=liveness, memo=memo))
+        peering_name=peering, liveness_endpoint=liveness, memo=memo,
+        # With peering, kopf pauses every operator that meets a peer of the same priority: a
+        # random priority per process leaves exactly one replica active (the highest).
+        priority=random.randint(1, 1_000_000) if peering else None))

@@ -170,9 +170,18 @@ def test_operator_killed_mid_report_resumes_with_one_chain(cluster, namespace, r
         op.stop()
 
 
+@pytest.mark.parametrize("peering", [False, True], ids=["standalone", "kopf-peering"])
 def test_two_operator_replicas_publish_one_chain(cluster, namespace, redis_srv, workers, sample_db,  # noqa: F811
-                                                  shared, tmp_path) -> None:
-    ops = [OperatorProcess(cluster, redis_srv.addr, shared, namespace, name=f"rep-{i}") for i in range(2)]
+                                                  shared, tmp_path, peering) -> None:
+    args: tuple[str, ...] = ()
+    if peering:
+        cluster.apply(ROOT / "helm/go-reports/crds/kopf.dev_peerings.yaml")
+        cluster.wait_for_crd("kopfpeerings.kopf.dev")
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(
+            {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", "metadata": {"name": "go-reports"}}))
+        args = ("--peering", "go-reports")
+    ops = [OperatorProcess(cluster, redis_srv.addr, shared, namespace, *args, name=f"rep-{i}-{peering}")
+           for i in range(2)]
     try:
         for i in range(3):
             assert apply(cluster, namespace, report(f"twin-{i}", sample_db, tmp_path / "out", 50)).returncode == 0
@@ -180,6 +189,11 @@ def test_two_operator_replicas_publish_one_chain(cluster, namespace, redis_srv, 
             obj = wait_phase(cluster, namespace, f"twin-{i}")
             assert obj["status"]["phase"] == "Succeeded"
             assert chains_published(redis_srv, obj["metadata"]["uid"]) == 1
+        if peering:  # exactly one replica is active; the other paused in its favour
+            logs = [op.log.read_text() for op in ops]
+            active = sum(t.count("Resuming operations after the pause") -
+                         t.count("Pausing operations in favour of") for t in logs)
+            assert active == 1, logs
     finally:
         for op in ops:
             op.stop()
