@@ -94,6 +94,8 @@ def fold(status: Status, event: events_pb2.StageEvent) -> Status:
         step.update(state="Succeeded", rows=max(step.get("rows", 0), event.rows), finishedAt=now)
         step.setdefault("startedAt", now)
         step.pop("message", None)
+        if event.message:
+            step["message"] = event.message
         if event.duration_seconds:
             step["durationSeconds"] = round(event.duration_seconds, 3)
         arts = {(a.get("step"), a["name"]): a for a in s.get("artifacts", [])}

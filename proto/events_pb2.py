@@ -26,17 +26,17 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from goreports.proto import job_pb2 as goreports_dot_proto_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cgoreports/proto/events.proto\x12\x0cgoreports.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19goreports/proto/job.proto\"k\n\x08\x41rtifact\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08location\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x05 \x01(\t\x12\x0b\n\x03url\x18\x06 \x01(\t\"\xf1\x02\n\nStageEvent\x12\'\n\x06report\x18\x01 \x01(\x0b\x32\x17.goreports.v1.ReportRef\x12\x0c\n\x04step\x18\x02 \x01(\t\x12\x0f\n\x07pattern\x18\x03 \x01(\t\x12&\n\x05state\x18\x04 \x01(\x0e\x32\x17.goreports.v1.StepState\x12\x0c\n\x04rows\x18\x05 \x01(\x04\x12)\n\tartifacts\x18\x06 \x03(\x0b\x32\x16.goreports.v1.Artifact\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12&\n\x02\x61t\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\n \x01(\r\x12\x12\n\nstep_index\x18\x0b \x01(\r\x12\x12\n\nstep_count\x18\x0c \x01(\r\x12\x10\n\x08trace_id\x18\r \x01(\t\x12\x0e\n\x06worker\x18\x0e \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x0f \x01(\x01*\xbb\x01\n\tStepState\x12\x1a\n\x16STEP_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12STEP_STATE_PENDING\x10\x01\x12\x16\n\x12STEP_STATE_RUNNING\x10\x02\x12\x18\n\x14STEP_STATE_SUCCEEDED\x10\x03\x12\x17\n\x13STEP_STATE_RETRYING\x10\x04\x12\x15\n\x11STEP_STATE_FAILED\x10\x05\x12\x18\n\x14STEP_STATE_CANCELLED\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cgoreports/proto/events.proto\x12\x0cgoreports.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19goreports/proto/job.proto\"k\n\x08\x41rtifact\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08location\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x05 \x01(\t\x12\x0b\n\x03url\x18\x06 \x01(\t\"\x82\x03\n\nStageEvent\x12\'\n\x06report\x18\x01 \x01(\x0b\x32\x17.goreports.v1.ReportRef\x12\x0c\n\x04step\x18\x02 \x01(\t\x12\x0f\n\x07pattern\x18\x03 \x01(\t\x12&\n\x05state\x18\x04 \x01(\x0e\x32\x17.goreports.v1.StepState\x12\x0c\n\x04rows\x18\x05 \x01(\x04\x12)\n\tartifacts\x18\x06 \x03(\x0b\x32\x16.goreports.v1.Artifact\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12&\n\x02\x61t\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\n \x01(\r\x12\x12\n\nstep_index\x18\x0b \x01(\r\x12\x12\n\nstep_count\x18\x0c \x01(\r\x12\x10\n\x08trace_id\x18\r \x01(\t\x12\x0e\n\x06worker\x18\x0e \x01(\t\x12\x18\n\x10\x64uration_seconds\x18\x0f \x01(\x01\x12\x0f\n\x07message\x18\x10 \x01(\t*\xbb\x01\n\tStepState\x12\x1a\n\x16STEP_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12STEP_STATE_PENDING\x10\x01\x12\x16\n\x12STEP_STATE_RUNNING\x10\x02\x12\x18\n\x14STEP_STATE_SUCCEEDED\x10\x03\x12\x17\n\x13STEP_STATE_RETRYING\x10\x04\x12\x15\n\x11STEP_STATE_FAILED\x10\x05\x12\x18\n\x14STEP_STATE_CANCELLED\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'goreports.proto.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STEPSTATE']._serialized_start=588
-  _globals['_STEPSTATE']._serialized_end=775
+  _globals['_STEPSTATE']._serialized_start=605
+  _globals['_STEPSTATE']._serialized_end=792
   _globals['_ARTIFACT']._serialized_start=106
   _globals['_ARTIFACT']._serialized_end=213
   _globals['_STAGEEVENT']._serialized_start=216
-  _globals['_STAGEEVENT']._serialized_end=585
+  _globals['_STAGEEVENT']._serialized_end=602
 # @@protoc_insertion_point(module_scope)

@@ -45,7 +45,7 @@ class Artifact(_message.Message):
     def __init__(self, name: _Optional[str] = ..., location: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., content_type: _Optional[str] = ..., url: _Optional[str] = ...) -> None: ...
 
 class StageEvent(_message.Message):
-    __slots__ = ("report", "step", "pattern", "state", "rows", "artifacts", "error", "reason", "at", "attempt", "step_index", "step_count", "trace_id", "worker", "duration_seconds")
+    __slots__ = ("report", "step", "pattern", "state", "rows", "artifacts", "error", "reason", "at", "attempt", "step_index", "step_count", "trace_id", "worker", "duration_seconds", "message")
     REPORT_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     PATTERN_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +61,7 @@ class StageEvent(_message.Message):
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     WORKER_FIELD_NUMBER: _ClassVar[int]
     DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
     report: _job_pb2.ReportRef
     step: str
     pattern: str
@@ -76,4 +77,5 @@ class StageEvent(_message.Message):
     trace_id: str
     worker: str
     duration_seconds: float
-    def __init__(self, report: _Optional[_Union[_job_pb2.ReportRef, _Mapping]] = ..., step: _Optional[str] = ..., pattern: _Optional[str] = ..., state: _Optional[_Union[StepState, str]] = ..., rows: _Optional[int] = ..., artifacts: _Optional[_Iterable[_Union[Artifact, _Mapping]]] = ..., error: _Optional[str] = ..., reason: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., step_index: _Optional[int] = ..., step_count: _Optional[int] = ..., trace_id: _Optional[str] = ..., worker: _Optional[str] = ..., duration_seconds: _Optional[float] = ...) -> None: ...
+    message: str
+    def __init__(self, report: _Optional[_Union[_job_pb2.ReportRef, _Mapping]] = ..., step: _Optional[str] = ..., pattern: _Optional[str] = ..., state: _Optional[_Union[StepState, str]] = ..., rows: _Optional[int] = ..., artifacts: _Optional[_Iterable[_Union[Artifact, _Mapping]]] = ..., error: _Optional[str] = ..., reason: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., step_index: _Optional[int] = ..., step_count: _Optional[int] = ..., trace_id: _Optional[str] = ..., worker: _Optional[str] = ..., duration_seconds: _Optional[float] = ..., message: _Optional[str] = ...) -> None: ...

@@ -46,12 +46,12 @@ def backoff(attempt: int, base: float, cap: float) -> float:
 
 def make_event(job: job_pb2.Job, state: int, *, worker: str = "", rows: int = 0,
                artifacts: list[events_pb2.Artifact] | None = None, error: str = "",
-               reason: str = "", duration: float = 0.0) -> events_pb2.StageEvent:
+               reason: str = "", duration: float = 0.0, message: str = "") -> events_pb2.StageEvent:
     ev = events_pb2.StageEvent(
         report=job.report, step=job.name, pattern=job.pattern, state=state, rows=rows,
         artifacts=artifacts or [], error=error[:2000], reason=reason, attempt=job.attempt,
         step_index=job.step_index, step_count=job.step_count, trace_id=job.trace_id,
-        worker=worker, duration_seconds=duration)
+        worker=worker, duration_seconds=duration, message=message[:1000])
     ev.at.GetCurrentTime()
     return ev
 
@@ -205,7 +205,8 @@ class Worker:
             result = await self._run_stage(d, spec.fn, task, lg, lock)
             await self.bus.emit(make_event(job, S.STEP_STATE_SUCCEEDED, worker=self.name,
                                            rows=result.rows, artifacts=result.artifacts,
-                                           duration=time.monotonic() - started))
+                                           duration=time.monotonic() - started,
+                                           message=result.message))
             await self._complete(d)
             self._count("succeeded")
         except asyncio.CancelledError:

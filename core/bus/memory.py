@@ -76,10 +76,13 @@ class MemoryBus(Bus):
     async def _wait(self, block_ms: int) -> None:
         if block_ms <= 0:
             return
+        # asyncio.timeout, not wait_for: a cancellation racing wait_for's timeout can leave the
+        # condition's lock released twice (RuntimeError) and the bus blocked for good (3.11).
         async with self._changed:
             try:
-                await asyncio.wait_for(self._changed.wait(), block_ms / 1000)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(block_ms / 1000):
+                    await self._changed.wait()
+            except TimeoutError:
                 pass
 
     def _alive(self, key: str) -> str | None:
