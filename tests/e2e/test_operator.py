@@ -252,3 +252,37 @@ def test_mysql_example_applied_with_kubectl_succeeds(cluster, namespace, redis_s
         op.stop()
         for p in procs:
             stop(p)
+
+
+def test_deadline_fails_the_report_and_workers_drop_its_jobs(cluster, namespace, redis_srv, sample_db,  # noqa: F811
+                                                             shared, tmp_path) -> None:
+    """No csv worker runs, so the report cannot finish: it fails with DeadlineExceeded, and the
+    csv worker started afterwards drops the job instead of writing the file."""
+    op = OperatorProcess(cluster, redis_srv.addr, shared, namespace, name="op-deadline")
+    env = {"GOREPORTS_ARTIFACT_DIR": str(shared / "staging")}
+    collector = start_worker(redis_srv.addr, "sqlite", log=tmp_path / "w-c.log", **env)
+    late = None
+    try:
+        doc = report("late", sample_db, tmp_path / "out", 10, deadlineSeconds=4)
+        doc["spec"]["steps"][1] = {"name": "file", "csv": {"fileName": "late.csv", "dataset": "orders"}}
+        assert apply(cluster, namespace, doc).returncode == 0
+        obj = wait_phase(cluster, namespace, "late", timeout=60)
+        st = obj["status"]
+        assert st["phase"] == "Failed", st
+        ready = next(c for c in st["conditions"] if c["type"] == "Ready")
+        assert ready["reason"] == "DeadlineExceeded" and "deadlineSeconds=4" in ready["message"]
+        late = start_worker(redis_srv.addr, "csv", log=tmp_path / "w-late.log", **env)
+        r = redis.Redis(*redis_srv.addr.split(":"))
+
+        def drained() -> bool:
+            groups = {g["name"]: g for g in r.xinfo_groups("goreports:jobs:generators:csv")}
+            g = groups.get(b"csv") or groups.get("csv")
+            return bool(g) and g["pending"] == 0 and g["lag"] == 0
+        wait_for(drained, 30, what="the late csv job to be taken and dropped")
+        assert not (tmp_path / "out").exists()
+        assert get_rr(cluster, namespace, "late")["status"]["phase"] == "Failed"
+    finally:
+        op.stop()
+        stop(collector)
+        if late is not None:
+            stop(late)
