@@ -24,6 +24,7 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
+from goreports.core import metrics
 from goreports.core.bus.base import Bus, Delivery
 from goreports.core.datasets import Superseded
 from goreports.core.errors import DatasetRestarted, PermanentError, TemporaryError
@@ -73,7 +74,11 @@ class Worker:
     def __post_init__(self) -> None:
         self._sem = asyncio.Semaphore(self.concurrency)
         self._inflight: set[asyncio.Task[None]] = set()
-        self._specs = {p: registry.get(p) for p in self.patterns}
+        # "mysql-finance=mysql" serves the stream of pattern mysql-finance with the mysql stage
+        # (a dedicated pool chosen by a step's `pattern:`); "mysql" alone means mysql=mysql.
+        pairs = [p.partition("=") for p in self.patterns]
+        self.patterns = [name for name, _, _ in pairs]
+        self._specs = {name: registry.get(stage or name) for name, _, stage in pairs}
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set, then drain (or release) in-flight jobs."""
@@ -202,6 +207,7 @@ class Worker:
                 raise PermanentError(f"job task cannot be parsed as {task.DESCRIPTOR.full_name}: {e}",
                                      reason="InvalidTask") from e
             await self.bus.emit(make_event(job, S.STEP_STATE_RUNNING, worker=self.name))
+            metrics.job_started(job.pattern)
             result = await self._run_stage(d, spec.fn, task, lg, lock)
             await self.bus.emit(make_event(job, S.STEP_STATE_SUCCEEDED, worker=self.name,
                                            rows=result.rows, artifacts=result.artifacts,
@@ -209,6 +215,7 @@ class Worker:
                                            message=result.message))
             await self._complete(d)
             self._count("succeeded")
+            metrics.job_succeeded(job.pattern, result.rows, sum(a.size for a in result.artifacts))
         except asyncio.CancelledError:
             if locked:
                 await asyncio.shield(self.bus.delete_marker(locked))
@@ -248,6 +255,7 @@ class Worker:
                                            error=message, reason=reason))
             await self.bus.retry(d, nxt, delay)
             self._count("retried")
+            metrics.job_retried(job.pattern)
         finally:
             if locked and not asyncio.current_task().cancelling():  # type: ignore[union-attr]
                 await self.bus.delete_marker(locked)
@@ -287,7 +295,8 @@ class Worker:
                            request_rerun=request_rerun, is_cancelled=is_cancelled)
         heartbeat = asyncio.create_task(self._heartbeat(d, lock))
         try:
-            return await fn(task, ctx)  # type: ignore[arg-type]
+            with metrics.stage_timer(job.pattern):
+                return await fn(task, ctx)  # type: ignore[arg-type]
         finally:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
@@ -326,6 +335,7 @@ class Worker:
     async def _fail(self, d: Delivery, reason: str, message: str) -> None:
         """Dead-letter the job, fail the report, stop its other jobs, and notify if asked."""
         job = d.job
+        metrics.job_failed(job.pattern, reason)
         await self.bus.emit(make_event(job, S.STEP_STATE_FAILED, worker=self.name, reason=reason,
                                        error=message))
         await self.bus.set_marker(self.bus.keys.cancelled(job.report.uid), f"{reason}: {message}",

@@ -214,7 +214,12 @@ def test_delete_mid_report_runs_finalizer_and_removes_streams(cluster, namespace
 
         def gone() -> bool:
             return not list(r.scan_iter(match=f"goreports:data:{uid}:*"))
-        wait_for(gone, 30, what="the report's data streams to be removed")
+        try:
+            wait_for(gone, 60, what="the report's data streams to be removed")
+        except TimeoutError:
+            left = sorted(k.decode() for k in r.scan_iter(match=f"goreports:data:{uid}:*"))
+            logs = {p.name: p.read_text()[-1500:] for p in shared.glob("w-*.log")}
+            raise AssertionError(f"keys left: {left}\nworker logs: {logs}") from None
         assert r.get(f"goreports:cancelled:{uid}") is not None
     finally:
         op.stop()
@@ -264,19 +269,21 @@ def test_deadline_fails_the_report_and_workers_drop_its_jobs(cluster, namespace,
     late = None
     try:
         doc = report("late", sample_db, tmp_path / "out", 10, deadlineSeconds=4)
-        doc["spec"]["steps"][1] = {"name": "file", "csv": {"fileName": "late.csv", "dataset": "orders"}}
+        # a dedicated pool that nobody serves yet
+        doc["spec"]["steps"][1] = {"name": "file", "pattern": "csv-late",
+                                   "csv": {"fileName": "late.csv", "dataset": "orders"}}
         assert apply(cluster, namespace, doc).returncode == 0
         obj = wait_phase(cluster, namespace, "late", timeout=60)
         st = obj["status"]
         assert st["phase"] == "Failed", st
         ready = next(c for c in st["conditions"] if c["type"] == "Ready")
         assert ready["reason"] == "DeadlineExceeded" and "deadlineSeconds=4" in ready["message"]
-        late = start_worker(redis_srv.addr, "csv", log=tmp_path / "w-late.log", **env)
+        late = start_worker(redis_srv.addr, "csv-late=csv", log=tmp_path / "w-late.log", **env)
         r = redis.Redis(*redis_srv.addr.split(":"))
 
         def drained() -> bool:
-            groups = {g["name"]: g for g in r.xinfo_groups("goreports:jobs:generators:csv")}
-            g = groups.get(b"csv") or groups.get("csv")
+            groups = {g["name"]: g for g in r.xinfo_groups("goreports:jobs:generators:csv-late")}
+            g = groups.get(b"csv-late") or groups.get("csv-late")
             return bool(g) and g["pending"] == 0 and g["lag"] == 0
         wait_for(drained, 30, what="the late csv job to be taken and dropped")
         assert not (tmp_path / "out").exists()
