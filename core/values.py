@@ -106,6 +106,17 @@ def from_value(v: pb.Value) -> Any:
     return JsonText(v.json_value)
 
 
+def to_decimal(v: Any) -> Any:
+    """Numbers as Decimal (floats by their shortest text: 19.9, not 19.899999...); others as is."""
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int):
+        return Decimal(v)
+    if isinstance(v, float):
+        return Decimal(repr(v))
+    return v
+
+
 def encode_rows(rows: Iterable[Sequence[Any]]) -> list[pb.Row]:
     return [pb.Row(values=[to_value(c) for c in row]) for row in rows]
 

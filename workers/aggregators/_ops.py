@@ -72,14 +72,6 @@ def widen(a: int, b: int) -> int | None:
     return None
 
 
-def _to_decimal(v: Any) -> Any:
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, int):
-        return Decimal(v)
-    if isinstance(v, float):
-        return Decimal(repr(v))
-    return v
 
 
 def _to_float(v: Any) -> Any:
@@ -370,7 +362,7 @@ def _numeric_cell(kind: int) -> Callable[[Any], Any]:
         if isinstance(v, bool) or not isinstance(v, (int, float, Decimal)):
             raise TypeError(type(v).__name__)
         if kind == values.DECIMAL and not isinstance(v, Decimal):
-            return _to_decimal(v)
+            return values.to_decimal(v)
         if kind == values.FLOAT and not isinstance(v, float):
             return float(v)
         return v

@@ -93,20 +93,6 @@ def _parse_datetime(v: Any) -> Any:
     return v
 
 
-def _to_decimal(v: Any) -> Any:
-    if isinstance(v, bool):
-        return v
-    if isinstance(v, int):
-        return Decimal(v)
-    if isinstance(v, float):
-        return Decimal(repr(v))  # the shortest text of the double: 19.9, not 19.899999...
-    if isinstance(v, str):
-        try:
-            d = Decimal(v.strip())
-            return d if d.is_finite() else v
-        except InvalidOperation:
-            pass
-    return v
 
 
 def _to_int(v: Any) -> Any:
