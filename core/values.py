@@ -107,13 +107,20 @@ def from_value(v: pb.Value) -> Any:
 
 
 def to_decimal(v: Any) -> Any:
-    """Numbers as Decimal (floats by their shortest text: 19.9, not 19.899999...); others as is."""
+    """Numbers and decimal text as Decimal (floats by their shortest text: 19.9, not
+    19.899999...); anything else, and text that is no finite number, as it is."""
     if isinstance(v, bool):
         return v
     if isinstance(v, int):
         return Decimal(v)
     if isinstance(v, float):
         return Decimal(repr(v))
+    if isinstance(v, str):
+        try:
+            d = Decimal(v.strip())
+        except ArithmeticError:
+            return v
+        return d if d.is_finite() else v
     return v
 
 

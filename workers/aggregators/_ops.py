@@ -85,7 +85,7 @@ def caster(source: int, target: int) -> Callable[[Any], Any] | None:
     if source == target or source == UNKNOWN:
         return None
     if target == values.DECIMAL:
-        return _to_decimal
+        return values.to_decimal
     if target == values.FLOAT:
         return _to_float
     return None

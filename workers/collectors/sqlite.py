@@ -34,7 +34,6 @@ import asyncio
 import datetime as dt
 import re
 import sqlite3
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Callable
 
@@ -130,7 +129,7 @@ def _to_text(v: Any) -> Any:
 
 
 CONVERTERS: dict[int, Convert | None] = {
-    values.DECIMAL: _to_decimal, values.DATE: _parse_date, values.DATETIME: _parse_datetime,
+    values.DECIMAL: values.to_decimal, values.DATE: _parse_date, values.DATETIME: _parse_datetime,
     values.INTEGER: _to_int, values.FLOAT: _to_float, values.BOOLEAN: _to_bool,
     values.JSON: lambda v: values.JsonText(v) if isinstance(v, str) else v,
     values.STRING: None, values.BYTES: None,
