@@ -4,8 +4,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from goreports.cli import audit as audit_cmd
+from goreports.cli import dlq as dlq_cmd
 from goreports.cli import operator as operator_cmd
 from goreports.cli import run as run_cmd
+from goreports.cli import status as status_cmd
 from goreports.cli import worker as worker_cmd
 
 
@@ -15,6 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_parser(sub)
     worker_cmd.add_parser(sub)
     operator_cmd.add_parser(sub)
+    status_cmd.add_parser(sub)
+    dlq_cmd.add_parser(sub)
+    audit_cmd.add_parser(sub)
     return parser
 
 

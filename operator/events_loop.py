@@ -3,6 +3,9 @@
 Several operator replicas share the stream (each event reaches one of them); events of a replica
 that died are reclaimed after a visibility timeout. An event is acknowledged only after its
 status write, so a crash re-folds it later, which folding tolerates.
+
+When a report reaches a final phase the loop records it once (a Redis marker shared by the
+replicas): an audit record (delivered / failed) and the `goreports_reports_finished` metrics.
 """
 from __future__ import annotations
 
@@ -14,8 +17,10 @@ from collections import defaultdict
 
 from typing import Awaitable, Callable
 
+from goreports.core import audit, metrics
 from goreports.core.bus.base import Bus
 from goreports.core.status import FINAL_PHASES
+from goreports.operator import kube
 from goreports.operator.status_writer import apply_events
 from goreports.proto import events_pb2
 
@@ -62,10 +67,13 @@ async def _process(bus: Bus, key: str, entries: list[tuple[str, bytes]],
         by_report[(r.namespace, r.name, r.uid)].append((entry_id, ev))
     if skip:
         await bus.stream_group_ack(key, GROUP, skip)
+    metrics.EVENTS_FOLDED.inc(len(entries) - len(skip))
 
     async def one(ns: str, name: str, uid: str, items: list[tuple[str, events_pb2.StageEvent]]) -> None:
         new = await apply_events(ns, name, uid, [ev for _, ev in items])
         await bus.stream_group_ack(key, GROUP, [i for i, _ in items])
+        if new is not None and new.get("phase") in FINAL_PHASES:
+            await _record_final(bus, ns, name, uid, new, items[-1][1].trace_id)
         if on_final is not None and new is not None and new.get("phase") in FINAL_PHASES:
             await on_final(uid)
 
@@ -73,3 +81,25 @@ async def _process(bus: Bus, key: str, entries: list[tuple[str, bytes]],
     for r in results:
         if isinstance(r, Exception):
             log.error("status write failed (will be retried from the pending list): %s", r)
+
+
+async def _record_final(bus: Bus, ns: str, name: str, uid: str, status: dict[str, object],
+                        trace_id: str) -> None:
+    """Audit and count a finished report, once (folding a final report again is a no-op)."""
+    if not await bus.set_marker(bus.keys.marker(uid, "audit", "final"), ttl=bus.ttl):
+        return
+    metrics.report_finished(status)
+    phase = str(status.get("phase"))
+    ready = next((c for c in status.get("conditions", []) or []  # type: ignore[union-attr]
+                  if isinstance(c, dict) and c.get("type") == "Ready"), {})
+    try:
+        body = await kube.get_report(ns, name) or {"metadata": {"namespace": ns, "name": name, "uid": uid}}
+    except Exception as e:  # the record matters more than its actor
+        log.warning("could not read %s/%s for its audit record: %s", ns, name, e)
+        body = {"metadata": {"namespace": ns, "name": name, "uid": uid}}
+    record = audit.record_from_body("delivered" if phase == "Succeeded" else "failed", body,
+                                    outcome=str(ready.get("reason") or phase),
+                                    message=str(status.get("message", "")), trace_id=trace_id)
+    await audit.AuditLog(bus).safe_append(record)
+    log.info("report %s/%s %s: %s", ns, name, phase, status.get("message", ""),
+             extra={"report": f"{ns}/{name}", "trace_id": trace_id})

@@ -3,6 +3,10 @@
 `goreports operator --namespace NS` (repeatable) watches namespaces; `--all-namespaces` the
 cluster. Several replicas run safely: the chain is published once (Redis marker), events are
 shared through a consumer group, and with `--peering` kopf keeps one replica handling resources.
+
+With GOREPORTS_METRICS_PORT set it serves Prometheus metrics (GET /metrics, and /healthz) on
+that port: reports by phase (from its watch), job stream backlog, workers and dead letters
+(read every GOREPORTS_METRICS_INTERVAL seconds, default 10), schedule runs, audit records.
 """
 from __future__ import annotations
 
@@ -14,8 +18,10 @@ from typing import Any
 
 import kopf
 
+from goreports.core import metrics
 from goreports.core.bus.redis import RedisBus
 from goreports.core.settings import Settings
+from goreports.operator import kube as _kube
 from goreports.operator import reports  # noqa: F401  (registers the ReportRequest handlers)
 from goreports.operator.context import OperatorContext
 from goreports.operator.events_loop import run_events_loop
@@ -23,7 +29,7 @@ from goreports.workers.stores import artifact_store_from_settings
 
 log = logging.getLogger("goreports.operator")
 
-_OPTIONAL_HANDLER_MODULES = ("goreports.operator.schedules",)
+_OPTIONAL_HANDLER_MODULES = ("goreports.operator.schedules", "goreports.operator.replay")
 
 
 def _import_optional_handlers() -> None:
@@ -67,7 +73,32 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         memo.tasks.append(asyncio.create_task(
             run_scaler(bus, kube.apps_api(), namespace, config, interval=interval, stop=stop),
             name="scaler"))
+    reports.check_default_notify()
+    memo.http = None
+    ports = metrics.metrics_ports({"GOREPORTS_METRICS_PORT": os.environ.get("GOREPORTS_METRICS_PORT", "")})
+    if ports:
+        memo.http = await metrics.serve_http(ports)
+        interval = float(os.environ.get("GOREPORTS_METRICS_INTERVAL") or 10)
+        memo.tasks.append(asyncio.create_task(metrics.run_stream_gauges(bus, stop, interval),
+                                              name="stream-gauges"))
+        log.info("serving /metrics on port(s) %s", ", ".join(map(str, ports)))
     log.info("operator started (redis %s, prefix %s)", s.redis_addr, s.prefix)
+
+
+def _quiet_phase_tracking(record: logging.LogRecord) -> bool:
+    """kopf logs every watch-event handler call at INFO: one line per status write is noise."""
+    return not (record.levelno <= logging.INFO and record.getMessage() == "Handler 'track_phase' succeeded.")
+
+
+logging.getLogger("kopf.objects").addFilter(_quiet_phase_tracking)
+
+
+@kopf.on.event(_kube.GROUP, _kube.VERSION, _kube.REPORTS)
+async def track_phase(event: kopf.RawEvent, **_: Any) -> None:
+    """Every watch event of a ReportRequest feeds `goreports_reports{namespace, phase}`."""
+    from goreports.operator.schedule_logic import SCHEDULE_LABEL
+
+    metrics.observe_report_event(event.get("type"), dict(event.get("object") or {}), SCHEDULE_LABEL)
 
 
 def _on_final(ctx: OperatorContext) -> Any:
@@ -87,6 +118,8 @@ async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     for t in memo.tasks:
         t.cancel()
     await asyncio.gather(*memo.tasks, return_exceptions=True)
+    if memo.get("http") is not None:
+        await memo.http.cleanup()
     await memo.ctx.bus.close()
 
 

@@ -4,16 +4,25 @@ Exactly once: the chain is published through a Redis marker set atomically with 
 restarted operator, kopf re-running the handler, or a second replica never publish it twice.
 The initial status is written before the chain is published, so the event folder never races
 with it.
+
+Audit: accepted / rejected here, cancelled (deleted before it finished) in `cleanup`, failed by
+deadline in `deadline`; delivered / failed by a stage in the events loop (core/audit.py).
+
+Alerts: GOREPORTS_DEFAULT_NOTIFY (JSON of a `notify` step body, the chart's `notifyOnFailure`)
+adds a `notify` step with `when: [failure]` to every spec that has none, before compiling.
 """
 from __future__ import annotations
 
+import functools
+import json
 import logging
+import os
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import kopf
 
-from goreports.core import compiler, schema
+from goreports.core import audit, compiler, metrics, schema
 from goreports.core import status as status_mod
 from goreports.core.errors import SpecError
 from goreports.operator import kube
@@ -24,6 +33,53 @@ log = logging.getLogger("goreports.operator.reports")
 
 FINAL = status_mod.FINAL_PHASES
 DEFAULT_DEADLINE = 3600
+DEFAULT_NOTIFY_ENV = "GOREPORTS_DEFAULT_NOTIFY"
+DEFAULT_NOTIFY_STEP = "notify-on-failure"
+
+
+@functools.lru_cache(maxsize=4)
+def _parse_default_notify(raw: str) -> dict[str, Any] | None:
+    if not raw.strip():
+        return None
+    try:
+        body = json.loads(raw)
+    except ValueError as e:
+        raise ValueError(f"{DEFAULT_NOTIFY_ENV} is not JSON ({e}); set it to the body of a notify "
+                         f"step, e.g. {{\"email\": {{...}}}} (chart: notifyOnFailure)") from None
+    if not isinstance(body, dict) or not body:
+        raise ValueError(f"{DEFAULT_NOTIFY_ENV} must be a JSON object (the body of a notify step)")
+    return {**body, "when": ["failure"]}
+
+
+def with_default_notify(doc: dict[str, Any]) -> dict[str, Any]:
+    """The doc with the default failure notifier appended, when one is configured and the
+    spec has no notify step of its own (the resource itself is never changed)."""
+    body = _parse_default_notify(os.environ.get(DEFAULT_NOTIFY_ENV, ""))
+    steps = list((doc.get("spec") or {}).get("steps") or [])
+    if body is None or any(isinstance(s, dict) and "notify" in s for s in steps):
+        return doc
+    names = {s.get("name") for s in steps if isinstance(s, dict)}
+    name, i = DEFAULT_NOTIFY_STEP, 2
+    while name in names:
+        name, i = f"{DEFAULT_NOTIFY_STEP}-{i}", i + 1
+    return {**doc, "spec": {**doc["spec"], "steps": [*steps, {"name": name, "notify": body}]}}
+
+
+def check_default_notify() -> None:
+    """At startup: a broken default notifier would refuse every report, so refuse to start."""
+    try:
+        body = _parse_default_notify(os.environ.get(DEFAULT_NOTIFY_ENV, ""))
+    except ValueError as e:
+        raise kopf.PermanentError(str(e)) from None
+    if body is None:
+        return
+    errors = [e for e in schema.report_errors({
+        "apiVersion": kube.API_VERSION, "kind": "ReportRequest", "metadata": {"name": "check"},
+        "spec": {"steps": [{"name": DEFAULT_NOTIFY_STEP, "notify": body}]}})
+        if e.path.startswith("spec.steps[0]")]
+    if errors:
+        raise kopf.PermanentError(f"{DEFAULT_NOTIFY_ENV} is not a valid notify step: "
+                                  + "; ".join(str(e).replace("spec.steps[0].", "", 1) for e in errors))
 
 
 def _doc(body: kopf.Body) -> dict[str, Any]:
@@ -54,7 +110,7 @@ async def accept(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: 
     raw = {"apiVersion": kube.API_VERSION, "kind": "ReportRequest", "metadata": dict(body.metadata),
            "spec": dict(body.spec)}
     try:
-        doc = _doc(body)
+        doc = with_default_notify(_doc(body))
         schema.validate_report(doc)
         head = compiler.compile_report(doc, uid=uid, prefix=ctx.settings.prefix, now=_created(body))
     except SpecError as e:
@@ -68,6 +124,8 @@ async def accept(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: 
             return st
 
         await set_status(raw, invalid)
+        await audit.AuditLog(ctx.bus).safe_append(
+            audit.record_from_body("rejected", raw, outcome="InvalidSpec", message=message))
         await kube.post_event(raw, "Warning", "InvalidSpec", message)
         logger.error("refused: %s", message)
         return
@@ -79,6 +137,9 @@ async def accept(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: 
     marker = ctx.bus.keys.marker(uid, "published", "chain")
     if await ctx.bus.publish_once(head, marker):
         ctx.metrics_published += 1
+        await audit.AuditLog(ctx.bus).safe_append(audit.record_from_body(
+            "accepted", raw, outcome="Accepted", message=f"chain {compiler.describe_chain(head)}",
+            trace_id=head.trace_id))
         await kube.post_event(raw, "Normal", "Accepted",
                               f"chain {compiler.describe_chain(head)} published")
         logger.info("published chain %s", compiler.describe_chain(head))
@@ -112,7 +173,15 @@ async def deadline(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         status_mod.set_condition(st, "Ready", "False", "DeadlineExceeded", message, now)
         return st
 
-    await set_status(raw, expire)
+    new = await set_status(raw, expire) or {}
+    expired = any(c.get("type") == "Ready" and c.get("reason") == "DeadlineExceeded"
+                  for c in new.get("conditions", []))
+    # One "failed" record per report, whoever notices the end first (see the events loop).
+    if expired and await ctx.bus.set_marker(ctx.bus.keys.marker(body.metadata.uid, "audit", "final"),
+                                            ttl=ctx.settings.report_ttl):
+        metrics.report_finished(new)
+        await audit.AuditLog(ctx.bus).safe_append(audit.record_from_body(
+            "failed", raw, outcome="DeadlineExceeded", message=message))
 
 
 @kopf.on.delete(kube.GROUP, kube.VERSION, kube.REPORTS)
@@ -128,3 +197,8 @@ async def cleanup(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_:
     except Exception as e:  # the store may be unreachable; its own TTL/lifecycle cleans later
         logger.warning("could not remove staged artifacts of %s: %s", uid, e)
     logger.info("cleaned %d key(s) of report %s", removed, uid)
+    # Last: kopf runs the handler again if anything above fails, and one record is enough.
+    phase = (body.get("status") or {}).get("phase", "")
+    await audit.AuditLog(ctx.bus).safe_append(audit.record_from_body(
+        "deleted" if phase in FINAL else "cancelled", body, outcome=phase or "Pending",
+        message="the ReportRequest was deleted" + ("" if phase in FINAL else " before it finished")))
