@@ -31,8 +31,8 @@ from goreports.core.errors import DatasetRestarted, PermanentError, TemporaryErr
 from goreports.core.settings import Settings
 from goreports.proto import events_pb2, job_pb2
 from goreports.workers import registry
-from goreports.workers.artifacts import ArtifactStore
-from goreports.workers.credentials import CredentialStore
+from goreports.core.artifacts import ArtifactStore
+from goreports.core.credentials import CredentialStore
 from goreports.workers.stage import StageContext, StageResult
 
 log = logging.getLogger("goreports.worker")

@@ -19,8 +19,8 @@ from goreports.core.settings import Settings
 from goreports.proto import dataset_pb2, events_pb2, job_pb2, tasks_pb2
 
 if TYPE_CHECKING:
-    from goreports.workers.artifacts import ArtifactStore
-    from goreports.workers.credentials import CredentialStore
+    from goreports.core.artifacts import ArtifactStore
+    from goreports.core.credentials import CredentialStore
 
 
 @dataclass

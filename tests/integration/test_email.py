@@ -14,11 +14,11 @@ import yaml
 from goreports.core.errors import PermanentError, TemporaryError
 from goreports.core.settings import Settings
 from goreports.proto import job_pb2, tasks_pb2
-from goreports.workers.artifacts import LocalArtifactStore
-from goreports.workers.credentials import CredentialStore
+from goreports.core.artifacts import LocalArtifactStore
+from goreports.core.credentials import CredentialStore
 from goreports.workers.dispatchers.email import dispatch_email, send_notification_email
 from goreports.workers.stage import StageContext
-from goreports.workers.artifacts_s3 import S3ArtifactStore
+from goreports.core.artifacts_s3 import S3ArtifactStore
 from support.s3 import CREDENTIALS_ID as S3_CREDENTIALS_ID
 from support.s3 import MotoServer, moto_server, run_report  # noqa: F401
 from support.servers import free_port

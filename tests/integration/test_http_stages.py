@@ -527,8 +527,8 @@ async def test_failed_report_notifies_through_the_runtime(tmp_path: Path, api_se
     from goreports.core.bus.memory import MemoryBus
     from goreports.core.keys import Keys
     from goreports.workers import registry
-    from goreports.workers.artifacts import LocalArtifactStore
-    from goreports.workers.credentials import CredentialStore
+    from goreports.core.artifacts import LocalArtifactStore
+    from goreports.core.credentials import CredentialStore
     from goreports.workers.runtime import Worker
 
     creds = tmp_path / "credentials"

@@ -22,8 +22,8 @@ from goreports.core.keys import Keys
 from goreports.core.settings import Settings
 from goreports.proto import dataset_pb2, events_pb2
 from goreports.workers import registry
-from goreports.workers.artifacts import LocalArtifactStore
-from goreports.workers.credentials import CredentialStore
+from goreports.core.artifacts import LocalArtifactStore
+from goreports.core.credentials import CredentialStore
 from goreports.workers.runtime import Worker
 from support import stages  # noqa: F401  (registers the test stages)
 from support.workers import start_worker, stop, struct_job, wait_for

@@ -21,12 +21,12 @@ from goreports.core.errors import PermanentError, TemporaryError
 from goreports.core.settings import Settings
 from goreports.proto import tasks_pb2
 from goreports.workers import _s3
-from goreports.workers.artifacts_s3 import S3ArtifactStore
-from goreports.workers.credentials import CredentialStore
+from goreports.core.artifacts_s3 import S3ArtifactStore
+from goreports.core.credentials import CredentialStore
 from goreports.workers.dispatchers import _s3_object as rules
 from goreports.workers.dispatchers.s3 import dispatch_s3
 from goreports.workers.stage import StageContext
-from goreports.workers.stores import artifact_store_from_settings
+from goreports.core.stores import artifact_store_from_settings
 from support.s3 import CREDENTIALS_ID, MotoServer, moto_server, run_report  # noqa: F401
 from support.servers import free_port
 

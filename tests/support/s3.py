@@ -30,8 +30,8 @@ from goreports.core.bus.memory import MemoryBus
 from goreports.core.keys import Keys
 from goreports.core.settings import Settings
 from goreports.workers import registry
-from goreports.workers.artifacts import ArtifactStore
-from goreports.workers.credentials import CredentialStore
+from goreports.core.artifacts import ArtifactStore
+from goreports.core.credentials import CredentialStore
 from goreports.workers.runtime import Worker
 from support.servers import free_port, wait_port
 

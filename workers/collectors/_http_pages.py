@@ -25,7 +25,7 @@ from yarl import URL
 from goreports.core import values
 from goreports.core.errors import PermanentError
 from goreports.proto import dataset_pb2, tasks_pb2
-from goreports.workers.credentials import Credentials
+from goreports.core.credentials import Credentials
 
 Convert = Callable[[Any], Any]
 _INT64 = (-(2 ** 63), 2 ** 63 - 1)

@@ -52,7 +52,7 @@ from goreports.workers.collectors._mysql_sql import (AFTER_PARAM, PAGE_ALIAS, St
                                                      error_kind, escape_percent, keyset_page)
 from goreports.workers.collectors._mysql_types import (Convert, FieldInfo, columns_for,
                                                        convert_rows, split_hint)
-from goreports.workers.credentials import CredentialStore
+from goreports.core.credentials import CredentialStore
 from goreports.workers.registry import stage
 from goreports.workers.stage import StageContext, StageResult
 

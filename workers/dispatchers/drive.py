@@ -33,7 +33,7 @@ import aiohttp
 from goreports.core.errors import PermanentError, TemporaryError
 from goreports.proto import events_pb2, tasks_pb2
 from goreports.workers._net import ALLOW_ENV, HttpClient, Reply, http_failure, redact
-from goreports.workers.artifacts import LocalArtifactStore, safe_name
+from goreports.core.artifacts import LocalArtifactStore, safe_name
 from goreports.workers.dispatchers._drive_auth import (DEFAULT_TOKEN_URI, DEFAULT_UPLOAD_URL,
                                                        KEY_FILE, ServiceAccount, content_range,
                                                        file_metadata, files_url, find_query,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from goreports.core.errors import PermanentError, TemporaryError
 from goreports.proto import events_pb2, tasks_pb2
-from goreports.workers.artifacts import (LocalArtifactStore, content_type_for, file_digest,
+from goreports.core.artifacts import (LocalArtifactStore, content_type_for, file_digest,
                                          safe_name)
 from goreports.workers.registry import stage
 from goreports.workers.stage import StageContext, StageResult

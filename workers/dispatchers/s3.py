@@ -9,7 +9,7 @@ Why it looks like this:
 - Large files: above `multipart_threshold_bytes` (default 8 MiB) boto3's TransferConfig
   uploads in 8 MiB parts, four at a time: memory is a few parts, whatever the file size.
 - Credentials from `credentials_id` (`access-key-id`, `secret-access-key`, optional
-  `session-token`; see workers/_s3.py), or the worker's ambient identity without one.
+  `session-token`; see core/s3client.py), or the worker's ambient identity without one.
 - `presign_seconds` > 0 records a presigned GET URL in the artifact's `url` (status). Anyone
   who can read the ReportRequest can then download the file until it expires.
 - Every boto3 call runs in `asyncio.to_thread`, so heartbeats continue during long uploads.
@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from goreports.proto import events_pb2, tasks_pb2
-from goreports.workers import _s3
-from goreports.workers.artifacts import LocalArtifactStore, content_type_for, file_digest, safe_name
+from goreports.core import s3client as _s3
+from goreports.core.artifacts import LocalArtifactStore, content_type_for, file_digest, safe_name
 from goreports.workers.dispatchers import _s3_object as rules
 from goreports.workers.registry import stage
 from goreports.workers.stage import StageContext, StageResult

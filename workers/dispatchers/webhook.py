@@ -31,7 +31,7 @@ import aiohttp
 from goreports.core.errors import PermanentError
 from goreports.proto import events_pb2, tasks_pb2
 from goreports.workers._net import HttpClient, Reply, http_failure, origin
-from goreports.workers.artifacts import LocalArtifactStore, safe_name
+from goreports.core.artifacts import LocalArtifactStore, safe_name
 from goreports.workers.dispatchers._webhook_sign import (artifact_payload, encode,
                                                          idempotency_key, signature_headers)
 from goreports.workers.registry import stage

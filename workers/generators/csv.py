@@ -18,7 +18,7 @@ from typing import Any
 
 from goreports.core.errors import PermanentError
 from goreports.proto import tasks_pb2
-from goreports.workers.artifacts import content_type_for, safe_name
+from goreports.core.artifacts import content_type_for, safe_name
 from goreports.workers.generators.cells import csv_text
 from goreports.workers.registry import stage
 from goreports.workers.stage import StageContext, StageResult

@@ -33,7 +33,7 @@ from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
 from goreports.core.errors import PermanentError
 from goreports.proto import dataset_pb2, tasks_pb2
-from goreports.workers.artifacts import content_type_for, safe_name
+from goreports.core.artifacts import content_type_for, safe_name
 from goreports.workers.generators.cells import excel_value
 from goreports.workers.registry import stage
 from goreports.workers.stage import StageContext, StageResult

@@ -43,7 +43,7 @@ from google.protobuf import json_format
 
 from goreports.core.errors import PermanentError
 from goreports.proto import tasks_pb2
-from goreports.workers.artifacts import content_type_for, safe_name
+from goreports.core.artifacts import content_type_for, safe_name
 from goreports.workers.registry import stage
 from goreports.workers.stage import StageContext, StageResult
 

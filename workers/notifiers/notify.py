@@ -27,7 +27,7 @@ import chevron
 from goreports.core.errors import PermanentError
 from goreports.proto import events_pb2, tasks_pb2
 from goreports.workers._net import origin
-from goreports.workers.artifacts import safe_name
+from goreports.core.artifacts import safe_name
 from goreports.workers.dispatchers._webhook_sign import idempotency_key, notification_payload
 from goreports.workers.dispatchers.webhook import post_signed, webhook_client, webhook_secrets
 from goreports.workers.registry import stage

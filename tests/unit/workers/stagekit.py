@@ -10,8 +10,8 @@ from goreports.core.bus.memory import MemoryBus
 from goreports.core.datasets import DatasetReader, DatasetWriter
 from goreports.core.settings import Settings
 from goreports.proto import dataset_pb2, job_pb2, tasks_pb2
-from goreports.workers.artifacts import LocalArtifactStore
-from goreports.workers.credentials import CredentialStore
+from goreports.core.artifacts import LocalArtifactStore
+from goreports.core.credentials import CredentialStore
 from goreports.workers.stage import StageContext
 
 UID = "uid-0001"

@@ -13,7 +13,7 @@ from goreports.proto import tasks_pb2
 from goreports.workers.collectors._http_pages import (MISSING, PageRequest, Pager, Shaper,
                                                       auth_headers, cell, dig, infer_column,
                                                       records_of)
-from goreports.workers.credentials import CredentialStore
+from goreports.core.credentials import CredentialStore
 
 W = "step 'collect'"
 

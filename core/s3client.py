@@ -5,7 +5,7 @@ generators leave files for dispatchers in other pods) must read credentials the 
 to AWS, MinIO, Ceph or moto the same way, and turn the same botocore errors into the same
 retry-or-fail decision with a message an operator can act on.
 
-Credentials come from a credentials folder (`workers/credentials.py`): `access-key-id`,
+Credentials come from a credentials folder (`core/credentials.py`): `access-key-id`,
 `secret-access-key` and optional `session-token` (the underscore spellings `access_key_id`,
 `secret_access_key`, `session_token` are read too, as the CRD's description names them). With
 no credentials id, boto3's own chain applies (IRSA / instance profile / environment): the
@@ -26,7 +26,7 @@ import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
 
 from goreports.core.errors import GoReportsError, PermanentError, TemporaryError
-from goreports.workers.credentials import Credentials
+from goreports.core.credentials import Credentials
 
 MiB = 1 << 20
 DEFAULT_MULTIPART_THRESHOLD = 8 * MiB

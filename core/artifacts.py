@@ -1,7 +1,7 @@
 """Where generators leave files for dispatchers: the artifact store (staging area).
 
 The local folder serves one process (`goreports run`) or pods sharing a volume; an S3-compatible
-store (goreports.workers.artifacts_s3) serves dispatchers in other pods. Artifacts are keyed by
+store (goreports.core.artifacts_s3) serves dispatchers in other pods. Artifacts are keyed by
 report uid and file name; a name can never escape its report's folder.
 """
 from __future__ import annotations

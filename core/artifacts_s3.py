@@ -29,9 +29,9 @@ from typing import Any
 from goreports.core.errors import PermanentError, TemporaryError
 from goreports.core.settings import Settings
 from goreports.proto import events_pb2
-from goreports.workers import _s3
-from goreports.workers.artifacts import ArtifactStore, content_type_for, file_digest, safe_name
-from goreports.workers.credentials import Credentials, CredentialStore
+from goreports.core import s3client as _s3
+from goreports.core.artifacts import ArtifactStore, content_type_for, file_digest, safe_name
+from goreports.core.credentials import Credentials, CredentialStore
 
 SHA256_META = "sha256"
 
