@@ -29,8 +29,8 @@ from goreports.core.errors import SpecError
 from goreports.core.keys import Keys
 from goreports.core.settings import Settings
 from goreports.workers import registry
-from goreports.workers.stores import artifact_store_from_settings
-from goreports.workers.credentials import CredentialStore
+from goreports.core.stores import artifact_store_from_settings
+from goreports.core.credentials import CredentialStore
 from goreports.workers.runtime import Worker
 
 log = logging.getLogger("goreports.run")

@@ -18,8 +18,8 @@ from goreports.core.settings import Settings
 from goreports.cli import logs
 from goreports.workers import registry
 from goreports.workers.runtime import Worker
-from goreports.workers.stores import artifact_store_from_settings
-from goreports.workers.credentials import CredentialStore
+from goreports.core.stores import artifact_store_from_settings
+from goreports.core.credentials import CredentialStore
 
 log = logging.getLogger("goreports.worker")
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from goreports.core.bus.base import Bus
 from goreports.core.settings import Settings
-from goreports.workers.artifacts import ArtifactStore
+from goreports.core.artifacts import ArtifactStore
 
 
 @dataclass

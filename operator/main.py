@@ -25,7 +25,7 @@ from goreports.operator import kube as _kube
 from goreports.operator import reports  # noqa: F401  (registers the ReportRequest handlers)
 from goreports.operator.context import OperatorContext
 from goreports.operator.events_loop import run_events_loop
-from goreports.workers.stores import artifact_store_from_settings
+from goreports.core.stores import artifact_store_from_settings
 
 log = logging.getLogger("goreports.operator")
 

@@ -20,7 +20,7 @@ import yaml
 from goreports.core.errors import PermanentError, TemporaryError
 from goreports.core.settings import Settings
 from goreports.proto import tasks_pb2
-from goreports.workers import _s3
+from goreports.core import s3client as _s3
 from goreports.core.artifacts_s3 import S3ArtifactStore
 from goreports.core.credentials import CredentialStore
 from goreports.workers.dispatchers import _s3_object as rules
