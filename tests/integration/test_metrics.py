@@ -24,6 +24,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 PATTERNS = ("sqlite", "csv", "local", "test-effect")
 
 
+PREFIX = "metrics-test"
+
+
 @pytest.fixture(scope="module")
 def worker(redis_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int, Path]]:  # type: ignore[no-untyped-def]
     """One worker process serving four patterns, /metrics on one port and /healthz on another."""
@@ -31,7 +34,9 @@ def worker(redis_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
     metrics_port, health_port = free_port(), free_port()
     proc = start_worker(redis_server.addr, *PATTERNS, log=tmp / "worker.log",
                         GOREPORTS_METRICS_PORT=str(metrics_port), GOREPORTS_HEALTH_PORT=str(health_port),
-                        GOREPORTS_ARTIFACT_DIR=str(tmp / "staging"))
+                        GOREPORTS_ARTIFACT_DIR=str(tmp / "staging"),
+                        # its own prefix: the session's Redis holds other tests' test-effect jobs
+                        GOREPORTS_PREFIX=PREFIX)
     try:
         wait_scrape(metrics_port)
         yield metrics_port, health_port, tmp
@@ -42,7 +47,7 @@ def worker(redis_server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
 @pytest.fixture
 async def bus(redis_server) -> AsyncIterator[RedisBus]:  # type: ignore[no-untyped-def]
     host, port = redis_server.addr.split(":")
-    b = RedisBus(aioredis.Redis(host=host, port=int(port)), Keys("goreports"))
+    b = RedisBus(aioredis.Redis(host=host, port=int(port)), Keys(PREFIX))
     yield b
     await b.close()
 
