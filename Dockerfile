@@ -33,7 +33,10 @@ RUN groupadd --system --gid 10001 goreports \
  && useradd --system --uid 10001 --gid goreports --no-create-home \
       --home-dir /nonexistent --shell /usr/sbin/nologin goreports
 COPY --from=build /opt/goreports /opt/goreports
+# The one schema: the operator and the API validate specs against the CRD files.
+COPY deploy/crds/ /opt/goreports/crds/
 ENV PATH=/opt/goreports/bin:$PATH \
+    GOREPORTS_CRD_DIR=/opt/goreports/crds \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \

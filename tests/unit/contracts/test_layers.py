@@ -38,3 +38,15 @@ def test_no_top_level_operator_package_on_path() -> None:
     import operator
 
     assert hasattr(operator, "itemgetter"), "the standard library's operator module is shadowed"
+
+
+def test_python_dash_m_from_the_repository_root_still_works() -> None:
+    """`python -m ...` puts the current folder first on sys.path; the `operator/` folder must not
+    be a regular package there, or the interpreter itself breaks (collections imports operator)."""
+    import subprocess
+    import sys
+
+    assert not (ROOT / "operator" / "__init__.py").exists()
+    res = subprocess.run([sys.executable, "-S", "-m", "json.tool", "--help"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
