@@ -4,11 +4,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from goreports.cli import api as api_cmd
 from goreports.cli import audit as audit_cmd
 from goreports.cli import dlq as dlq_cmd
 from goreports.cli import operator as operator_cmd
 from goreports.cli import run as run_cmd
 from goreports.cli import status as status_cmd
+from goreports.cli import token as token_cmd
 from goreports.cli import worker as worker_cmd
 
 
@@ -21,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     status_cmd.add_parser(sub)
     dlq_cmd.add_parser(sub)
     audit_cmd.add_parser(sub)
+    api_cmd.add_parser(sub)
+    token_cmd.add_parser(sub)
     return parser
 
 

@@ -6,6 +6,7 @@ The .proto files import each other as `goreports/proto/x.proto`, so the generate
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 import tempfile
@@ -16,7 +17,8 @@ PROTO_DIR = ROOT / "proto"
 
 
 def generate(out_dir: Path) -> list[Path]:
-    """Write *_pb2.py and *_pb2.pyi for every .proto into out_dir; return the files written."""
+    """Write *_pb2.py and *_pb2.pyi for every .proto (and *_pb2_grpc.py for those defining a
+    service) into out_dir; return the files written."""
     import grpc_tools
     from grpc_tools import protoc
 
@@ -30,7 +32,10 @@ def generate(out_dir: Path) -> list[Path]:
             f"--python_out={tmp}",
             f"--pyi_out={tmp}",
         ]
-        if any("service " in p.read_text() for p in protos):
+        # gRPC stubs only for the files that define a service: the plugin would otherwise
+        # write an empty *_pb2_grpc.py beside every message-only module.
+        with_service = {p.stem for p in protos if re.search(r"^service\s", p.read_text(), re.M)}
+        if with_service:
             args.append(f"--grpc_python_out={tmp}")
         args += [f"goreports/proto/{p.name}" for p in protos]
         if protoc.main(args) != 0:
@@ -38,6 +43,8 @@ def generate(out_dir: Path) -> list[Path]:
         written = []
         out_dir.mkdir(parents=True, exist_ok=True)
         for f in sorted((Path(tmp) / "goreports" / "proto").iterdir()):
+            if f.name.endswith("_pb2_grpc.py") and f.name[: -len("_pb2_grpc.py")] not in with_service:
+                continue
             shutil.copy(f, out_dir / f.name)
             written.append(out_dir / f.name)
     return written
