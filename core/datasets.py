@@ -59,6 +59,7 @@ class DatasetWriter:
         self.closed = False
 
     async def start(self) -> None:
+        await self._check_cancelled()  # create no keys for a report that is already gone
         self.generation = time.time_ns()
         await self.bus.hash_set(self.bus.keys.cursors(self.stream), "__producer__", self.step)
         await self.bus.delete_marker(_gen_key(self.stream))

@@ -185,12 +185,18 @@ async def deadline(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.delete(kube.GROUP, kube.VERSION, kube.REPORTS)
-async def cleanup(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+async def cleanup(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, retry: int = 0,
+                  **_: Any) -> None:
     """Finalizer: stop in-flight work, remove data streams, markers and staged artifacts."""
     ctx: OperatorContext = memo.ctx
     uid = body.metadata.uid
     await ctx.bus.set_marker(ctx.bus.keys.cancelled(uid), "Deleted: the ReportRequest was deleted",
                              ttl=ctx.settings.report_ttl)
+    running = await ctx.bus.scan_keys(ctx.bus.keys.marker(uid, "lock", "*"))
+    if running and retry < 60:
+        # Steps still hold their lease: they see the cancel marker at their next batch and stop.
+        # Keep the finalizer until they have, so nothing they write outlives the cleanup.
+        raise kopf.TemporaryError(f"waiting for {len(running)} running step(s) to stop", delay=1)
     removed = await ctx.bus.delete_report(uid)
     try:
         await ctx.artifacts.delete_report(uid)

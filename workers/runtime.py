@@ -257,8 +257,13 @@ class Worker:
             self._count("retried")
             metrics.job_retried(job.pattern)
         finally:
-            if locked and not asyncio.current_task().cancelling():  # type: ignore[union-attr]
-                await self.bus.delete_marker(locked)
+            if not asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                if locked:
+                    await self.bus.delete_marker(locked)
+                if await self.bus.get_marker(keys.cancelled(uid)) is not None:
+                    # The report was deleted or failed while this step ran: whatever the step
+                    # wrote (streams, cursors) after the operator's cleanup goes too.
+                    await self.bus.delete_data(uid)
 
     def _lease_ttl(self) -> int:
         return int(self.settings.visibility_timeout) + 1
