@@ -209,7 +209,10 @@ class _Report:
     """Report-wide values some builders need."""
 
     parameters: Mapping[str, Any]
+    tenant: str = ""  # annotation goreports.io/tenant, set by the API from the caller's token
 
+
+TENANT_ANNOTATION = "goreports.io/tenant"
 
 Builder = Callable[[_Context, _Report, str, Mapping[str, Any], str], Message]
 
@@ -253,7 +256,7 @@ def _http(ctx: _Context, rep: _Report, step: str, body: Mapping[str, Any], path:
 
 def _jwt(ctx: _Context, rep: _Report, step: str, body: Mapping[str, Any], path: str
          ) -> Message:
-    msg = tpb.JwtValidator(mode="filter")
+    msg = tpb.JwtValidator(mode="filter", caller_tenant=rep.tenant)
     _fill(msg, body, skip={"datasets"})
     inputs = ctx.read_all(body.get("datasets"), step, f"{path}.datasets")
     for ref in inputs:
@@ -461,7 +464,8 @@ def compile_report(doc: Mapping[str, Any], *, uid: str, prefix: str = "goreports
     steps: list[Mapping[str, Any]] = list(spec.get("steps") or [])
     ctx = _Context(uid=uid, keys=Keys(prefix))
     _check_order(steps, ctx)
-    report = _Report(parameters=spec.get("parameters") or {})
+    report = _Report(parameters=spec.get("parameters") or {},
+                     tenant=str((meta.get("annotations") or {}).get(TENANT_ANNOTATION, "")))
 
     tasks: list[tuple[Mapping[str, Any], str, Message]] = []
     for i, step in enumerate(steps):

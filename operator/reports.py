@@ -84,7 +84,8 @@ def check_default_notify() -> None:
 
 def _doc(body: kopf.Body) -> dict[str, Any]:
     return {"apiVersion": kube.API_VERSION, "kind": "ReportRequest",
-            "metadata": {"name": body.metadata.name, "namespace": body.metadata.namespace},
+            "metadata": {"name": body.metadata.name, "namespace": body.metadata.namespace,
+                         "annotations": dict(body.metadata.annotations or {})},
             "spec": dict(body.spec)}
 
 

@@ -170,7 +170,7 @@ class RowRule(_message.Message):
     def __init__(self, name: _Optional[str] = ..., column: _Optional[str] = ..., claim: _Optional[str] = ...) -> None: ...
 
 class JwtValidator(_message.Message):
-    __slots__ = ("token_credentials_id", "token", "key_credentials_id", "algorithms", "audience", "issuer", "mode", "rules", "inputs", "outputs")
+    __slots__ = ("token_credentials_id", "token", "key_credentials_id", "algorithms", "audience", "issuer", "mode", "rules", "inputs", "outputs", "caller_tenant")
     TOKEN_CREDENTIALS_ID_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     KEY_CREDENTIALS_ID_FIELD_NUMBER: _ClassVar[int]
@@ -181,6 +181,7 @@ class JwtValidator(_message.Message):
     RULES_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    CALLER_TENANT_FIELD_NUMBER: _ClassVar[int]
     token_credentials_id: str
     token: str
     key_credentials_id: str
@@ -191,7 +192,8 @@ class JwtValidator(_message.Message):
     rules: _containers.RepeatedCompositeFieldContainer[RowRule]
     inputs: _containers.RepeatedCompositeFieldContainer[DatasetRef]
     outputs: _containers.RepeatedCompositeFieldContainer[Output]
-    def __init__(self, token_credentials_id: _Optional[str] = ..., token: _Optional[str] = ..., key_credentials_id: _Optional[str] = ..., algorithms: _Optional[_Iterable[str]] = ..., audience: _Optional[str] = ..., issuer: _Optional[str] = ..., mode: _Optional[str] = ..., rules: _Optional[_Iterable[_Union[RowRule, _Mapping]]] = ..., inputs: _Optional[_Iterable[_Union[DatasetRef, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[Output, _Mapping]]] = ...) -> None: ...
+    caller_tenant: str
+    def __init__(self, token_credentials_id: _Optional[str] = ..., token: _Optional[str] = ..., key_credentials_id: _Optional[str] = ..., algorithms: _Optional[_Iterable[str]] = ..., audience: _Optional[str] = ..., issuer: _Optional[str] = ..., mode: _Optional[str] = ..., rules: _Optional[_Iterable[_Union[RowRule, _Mapping]]] = ..., inputs: _Optional[_Iterable[_Union[DatasetRef, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[Output, _Mapping]]] = ..., caller_tenant: _Optional[str] = ...) -> None: ...
 
 class AggregateFunction(_message.Message):
     __slots__ = ("column", "function")

@@ -162,6 +162,13 @@ def claim_value(claims: Mapping[str, Any], name: str) -> Any:
     return cur
 
 
+def claim_allows(claim: Any, tenant: str) -> bool:
+    """Whether a `tenant` claim (a value or a list of values) covers `tenant`."""
+    if isinstance(claim, (list, tuple)):
+        return any(match_text(c) == tenant for c in claim)
+    return claim is not None and match_text(claim) == tenant
+
+
 def match_text(value: Any) -> str | None:
     """The text a cell or claim is compared by; None for values that never match."""
     if value is None or isinstance(value, (dict, list, tuple)):

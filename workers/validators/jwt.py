@@ -140,6 +140,9 @@ async def validate_jwt(task: tasks_pb2.JwtValidator, ctx: StageContext) -> Stage
                              reason="InvalidTask")
     algorithms = _rules.allowed_algorithms(task.algorithms, where)
     claims = await asyncio.to_thread(_verify, task, ctx, algorithms)
+    if task.caller_tenant and not _rules.claim_allows(claims.get("tenant"), task.caller_tenant):
+        raise PermanentError(f"{where}: the token's tenant claim does not match the tenant of the "
+                             f"caller who created the report", reason="AccessDenied")
     ctx.log.info("token accepted (%s); checking %d dataset(s) with %d rule(s) in %s mode",
                  ", ".join(algorithms), len(task.inputs), len(task.rules), mode)
 

@@ -424,3 +424,14 @@ def test_all_errors_are_reported_at_once(seed_doc: dict[str, Any]) -> None:
     assert [p for p, _ in compile_errors(seed_doc)] == [
         "spec.steps[3].name", "spec.steps[1].excel.sheets[0].dataset",
         "spec.steps[1].excel.sheets[1].dataset", "spec.steps[2].local.artifacts[0]"]
+
+
+def test_caller_tenant_reaches_the_jwt_validator(long_doc: dict) -> None:
+    from goreports.core import compiler as c
+    from goreports.proto import tasks_pb2 as t
+
+    long_doc.setdefault("metadata", {})["annotations"] = {"goreports.io/tenant": "acme"}
+    chain = c.iter_chain(c.compile_report(long_doc, uid="u"))
+    [jwt_job] = [j for j in chain if j.pattern == "jwt"]
+    task = t.JwtValidator()
+    assert jwt_job.task.Unpack(task) and task.caller_tenant == "acme"

@@ -117,3 +117,18 @@ async def test_configuration_errors(tmp_path: Path) -> None:
     with pytest.raises(PermanentError) as e:
         await validate_jwt(task, ctx)
     assert e.value.reason == "CredentialsNotFound"
+
+
+async def test_token_of_another_tenant_than_the_caller_is_refused(tmp_path: Path) -> None:
+    ctx, task = await setup(tmp_path, token=token(tenant="globex"), mode="filter",
+                            caller_tenant="acme")
+    with pytest.raises(PermanentError) as e:
+        await validate_jwt(task, ctx)
+    assert e.value.reason == "AccessDenied" and "tenant" in str(e.value)
+    assert "globex" not in str(e.value)  # no claim values in errors
+
+
+async def test_token_of_the_callers_tenant_passes(tmp_path: Path) -> None:
+    ctx, task = await setup(tmp_path, token=token(tenant=["acme", "initech"]), mode="filter",
+                            caller_tenant="acme")
+    assert (await validate_jwt(task, ctx)).rows > 0
