@@ -33,7 +33,7 @@ from goreports.workers import registry
 from goreports.core.artifacts import ArtifactStore
 from goreports.core.credentials import CredentialStore
 from goreports.workers.runtime import Worker
-from support.servers import free_port, wait_port
+from support.servers import free_port, terminate, wait_port
 
 ACCESS_KEY = "AKIAGOREPORTSTEST000"
 SECRET_KEY = "goreports-test-secret-key-not-real"
@@ -86,13 +86,7 @@ class MotoServer:
         return name
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.proc = None
         if getattr(self, "log", None):
             self.log.close()

@@ -12,6 +12,7 @@ from google.protobuf import struct_pb2
 from google.protobuf.json_format import ParseDict
 
 from goreports.proto import job_pb2
+from support.servers import terminate
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
@@ -38,13 +39,7 @@ def start_worker(redis_addr: str, *patterns: str, log: Path | None = None,
 
 
 def stop(proc: subprocess.Popen) -> None:  # type: ignore[type-arg]
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    terminate(proc, timeout=30)
 
 
 def struct_job(name: str, channel: str, pattern: str, task: dict[str, Any], *, uid: str,
