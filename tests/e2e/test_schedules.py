@@ -296,8 +296,9 @@ def test_suspend_and_invalid_schedule(op: Operator) -> None:
     assert "paused" not in op.kubectl("get", "rs", check=False).stdout
 
     # Resumed: the latest missed run starts (CronJob semantics, no starting deadline set).
-    op.kubectl("patch", "rsched", "paused", "--type=merge", "-p", '{"spec":{"suspend":false}}')
+    # Clock first: a timer tick between the two steps must not see the schedule resumed at b1.
     op.set_clock(b2 + timedelta(seconds=1))
+    op.kubectl("patch", "rsched", "paused", "--type=merge", "-p", '{"spec":{"suspend":false}}')
     op.wait("run after resume",
             lambda: list(op.runs("paused")) == [logic.child_name("paused", b2)])
 
