@@ -14,6 +14,8 @@ TESTS = Path(__file__).resolve().parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
+from goreports.core.bus.redis import RedisBus  # noqa: E402
+from goreports.core.keys import Keys  # noqa: E402
 from support.servers import RedisServer  # noqa: E402
 
 
@@ -22,6 +24,13 @@ def redis_server() -> Iterator[RedisServer]:
     server = RedisServer().start()
     yield server
     server.cleanup()
+
+
+@pytest.fixture
+async def bus(redis_client: aioredis.Redis) -> AsyncIterator[RedisBus]:
+    """A RedisBus on the session's redis-server, emptied for this test."""
+    b = RedisBus(redis_client, Keys("goreports"))
+    yield b
 
 
 @pytest.fixture

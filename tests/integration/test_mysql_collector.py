@@ -9,20 +9,18 @@ import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, Iterator
 
 import openpyxl
 import psutil
 import pymysql
 import pytest
-import redis.asyncio as aioredis
 import yaml
 from google.protobuf import struct_pb2
 
 from goreports.core import compiler, schema, values
 from goreports.core.bus.redis import RedisBus
 from goreports.core.errors import PermanentError, TemporaryError
-from goreports.core.keys import Keys
 from goreports.core.settings import Settings
 from goreports.proto import events_pb2, tasks_pb2
 from goreports.workers.collectors import mysql as collector
@@ -75,16 +73,6 @@ def shop(mariadb: MariaDB) -> MariaDB:  # noqa: F811
         CREATE FUNCTION wipe() RETURNS INT MODIFIES SQL DATA BEGIN DELETE FROM orders; RETURN 1; END;
     """, db=DB)
     return mariadb
-
-
-@pytest.fixture
-async def bus(redis_server) -> AsyncIterator[RedisBus]:  # type: ignore[no-untyped-def]
-    host, port = redis_server.addr.split(":")
-    client = aioredis.Redis(host=host, port=int(port))
-    await client.flushall()
-    b = RedisBus(client, Keys("goreports"))
-    yield b
-    await b.close()
 
 
 def context(tmp_path: Path, bus: RedisBus, db: MariaDB, *, cred: str = CRED,

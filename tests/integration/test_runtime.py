@@ -10,15 +10,12 @@ import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 import redis
-import redis.asyncio as aioredis
 
 from goreports.core import values
 from goreports.core.bus.redis import RedisBus
-from goreports.core.keys import Keys
 from goreports.core.settings import Settings
 from goreports.proto import dataset_pb2, events_pb2
 from goreports.workers import registry
@@ -29,16 +26,6 @@ from support import stages  # noqa: F401  (registers the test stages)
 from support.workers import start_worker, stop, struct_job, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def bus(redis_server) -> AsyncIterator[RedisBus]:  # type: ignore[no-untyped-def]
-    host, port = redis_server.addr.split(":")
-    client = aioredis.Redis(host=host, port=int(port))
-    await client.flushall()
-    b = RedisBus(client, Keys("goreports"))
-    yield b
-    await b.close()
 
 
 @pytest.fixture
