@@ -1,4 +1,5 @@
-"""The API's own small asynchronous client for ReportRequests on the Kubernetes API.
+"""The API's own small asynchronous client for ReportRequests (and, read-only, the
+ReportTemplates of the catalog) on the Kubernetes API.
 
 Why not the operator's client: layers (the API may not import goreports.operator). Why not the
 `kubernetes` library's calls: they are synchronous, and a watch in a thread cannot be stopped
@@ -23,6 +24,7 @@ from kubernetes import client, config
 GROUP = "goreports.io"
 VERSION = "v1alpha1"
 PLURAL = "reportrequests"
+TEMPLATES = "reporttemplates"
 
 
 @dataclass
@@ -87,8 +89,8 @@ class KubeClient:
             await self._session.close()
 
     @staticmethod
-    def _path(namespace: str, name: str | None = None) -> str:
-        path = f"/apis/{GROUP}/{VERSION}/namespaces/{quote(namespace, safe='')}/{PLURAL}"
+    def _path(namespace: str, name: str | None = None, plural: str = PLURAL) -> str:
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{quote(namespace, safe='')}/{plural}"
         return f"{path}/{quote(name, safe='')}" if name else path
 
     async def _call(self, method: str, path: str, *, params: dict[str, str] | None = None,
@@ -123,6 +125,15 @@ class KubeClient:
         if continue_token:
             params["continue"] = continue_token
         return await self._call("GET", self._path(namespace), params=params)
+
+    async def get_template(self, namespace: str, name: str) -> dict[str, Any]:
+        return await self._call("GET", self._path(namespace, name, TEMPLATES))
+
+    async def list_templates(self, namespace: str | None) -> dict[str, Any]:
+        """The ReportTemplates of one namespace, or of every namespace (None)."""
+        path = (self._path(namespace, plural=TEMPLATES) if namespace is not None
+                else f"/apis/{GROUP}/{VERSION}/{TEMPLATES}")
+        return await self._call("GET", path, params={"limit": "500"})
 
     async def delete(self, namespace: str, name: str) -> dict[str, Any]:
         """Delete in the background: the operator's finalizer runs, the object goes after it."""

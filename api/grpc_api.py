@@ -105,6 +105,19 @@ def report_message(obj: dict[str, Any]) -> pb.Report:
     return msg
 
 
+def template_message(entry: dict[str, Any]) -> pb.Template:
+    """A catalog entry (goreports.core.templates.catalog_entry) as a Template message."""
+    msg = pb.Template(namespace=entry["namespace"], name=entry["name"],
+                      description=entry["description"], generation=int(entry["generation"]))
+    for p in entry["parameters"]:
+        param = pb.TemplateParameter(name=p["name"], type=p["type"], description=p["description"],
+                                     required=p["required"], values=p.get("values", []))
+        if "default" in p:
+            param.default_value.CopyFrom(json_format.ParseDict(p["default"], struct_pb2.Value()))
+        msg.parameters.append(param)
+    return msg
+
+
 # ------------------------------------------------------------------------------------------
 # The servicer
 
@@ -127,7 +140,14 @@ class ReportsServicer(pb_grpc.ReportsServiceServicer):
     async def CreateReport(self, request: pb.CreateReportRequest,
                            context: grpc.aio.ServicerContext) -> pb.Report:
         caller = await self._caller(context)
-        body: dict[str, Any] = {"spec": _integers(json_format.MessageToDict(request.spec))}
+        body: dict[str, Any] = {}
+        if request.HasField("template"):
+            ref: dict[str, Any] = {"name": request.template.name}
+            if request.template.HasField("parameters"):
+                ref["parameters"] = _integers(json_format.MessageToDict(request.template.parameters))
+            body["template"] = ref
+        if request.HasField("spec") or not request.HasField("template"):
+            body["spec"] = _integers(json_format.MessageToDict(request.spec))
         metadata: dict[str, Any] = {}
         if request.name:
             metadata["name"] = request.name
@@ -172,6 +192,15 @@ class ReportsServicer(pb_grpc.ReportsServiceServicer):
             return report_message(await self.service.cancel(caller, request.namespace, request.name))
         except (Problem, AuthError) as e:
             await _abort(context, e)
+
+    async def ListTemplates(self, request: pb.ListTemplatesRequest,
+                            context: grpc.aio.ServicerContext) -> pb.ListTemplatesResponse:
+        caller = await self._caller(context)
+        try:
+            items = await self.service.list_templates(caller, request.namespace or None)
+        except (Problem, AuthError) as e:
+            await _abort(context, e)
+        return pb.ListTemplatesResponse(templates=[template_message(t) for t in items])
 
     async def WatchReport(self, request: pb.WatchReportRequest,
                           context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ReportUpdate]:

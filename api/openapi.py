@@ -40,12 +40,14 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", "/v1/namespaces/{namespace}/reports/{name}", "cancelReport"),
     Route("GET", "/v1/namespaces/{namespace}/reports/{name}/artifacts", "listArtifacts"),
     Route("GET", "/v1/namespaces/{namespace}/reports/{name}/events", "watchReport"),
+    Route("GET", "/v1/namespaces/{namespace}/templates", "listTemplates"),
+    Route("GET", "/v1/templates", "listAllTemplates"),
 )
 
 
 # The CRD's CEL rule shapes (see goreports.core.schema.cel_equivalent), as JSON Schema.
 _HAS_TERM = r"\(has\(self\.\w+\) \? 1 : 0\)"
-_COUNT_RULE = re.compile(rf"{_HAS_TERM}(?: \+ {_HAS_TERM})* (==|>=) 1")
+_COUNT_RULE = re.compile(rf"{_HAS_TERM}(?: \+ {_HAS_TERM})* (==|>=|<=) 1")
 _WHEN_RULE = re.compile(
     r"!has\(self\.(\w+)\) \|\| (?:!self\.(\w+)|self\.(\w+) (==|!=) '([^']*)') "
     r"\|\| has\(self\.(\w+)\)")
@@ -56,13 +58,18 @@ _LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 def cel_schema(rule: str) -> dict[str, Any] | None:
     """A JSON Schema equal to one of the CRD's CEL rules, or None for a shape not known here.
 
-    `(has(a) ? 1 : 0) + ... == 1` -> oneOf required; `>= 1` -> anyOf required;
+    `(has(a) ? 1 : 0) + ... == 1` -> oneOf required; `>= 1` -> anyOf required; `<= 1` -> no
+    two of them;
     `!has(a) || <test of a> || has(b)` -> anyOf [a absent, test holds, b present].
     """
     text = " ".join(rule.split())
     m = _COUNT_RULE.fullmatch(text)
     if m:
-        alternatives = [{"required": [n]} for n in re.findall(r"has\(self\.(\w+)\)", text)]
+        names = re.findall(r"has\(self\.(\w+)\)", text)
+        if m.group(1) == "<=":
+            pairs = [{"required": [a, b]} for i, a in enumerate(names) for b in names[i + 1:]]
+            return {"not": {"anyOf": pairs}}
+        alternatives = [{"required": [n]} for n in names]
         return {"oneOf": alternatives} if m.group(1) == "==" else {"anyOf": alternatives}
     m = _WHEN_RULE.fullmatch(text)
     if m:
@@ -195,9 +202,13 @@ def _schemas() -> dict[str, Any]:
                                 "data": {"contentSchema": {"$ref": "#/components/schemas/Problem"}}}},
             ]},
         "CreateReport": {
-            "type": "object", "required": ["spec"], "additionalProperties": False,
-            "description": "A ReportRequest as in a manifest; only `spec` is required.",
+            "type": "object", "additionalProperties": False,
+            "oneOf": [{"required": ["spec"]}, {"required": ["template"]}],
+            "description": "A ReportRequest as in a manifest: `spec`, or `template` (a "
+                           "ReportTemplate of the catalog and its parameter values; short for "
+                           "`spec: {template: ...}`).",
             "properties": {
+                "template": {"$ref": "#/components/schemas/TemplateRef"},
                 "apiVersion": {"type": "string", "enum": ["goreports.io/v1alpha1"]},
                 "kind": {"type": "string", "enum": ["ReportRequest"]},
                 "metadata": {
@@ -210,6 +221,37 @@ def _schemas() -> dict[str, Any]:
                     }},
                 "spec": {"$ref": "#/components/schemas/ReportSpec"},
             }},
+        "TemplateRef": copy.deepcopy(spec["properties"]["template"]),
+        "TemplateParameter": {
+            "type": "object", "required": ["name", "type", "description", "required"],
+            "additionalProperties": False,
+            "properties": {
+                "name": {"type": "string", "description": "Used as $(params.<name>)."},
+                "type": {"type": "string",
+                         "enum": ["string", "integer", "number", "boolean", "date", "enum"]},
+                "description": {"type": "string"},
+                "required": {"type": "boolean"},
+                "default": {"description": "The value when a request gives none."},
+                "values": {"type": "array", "items": {"type": "string"},
+                           "description": "The allowed values of an enum parameter."},
+            }},
+        "Template": {
+            "type": "object", "required": ["namespace", "name", "description", "generation",
+                                           "parameters"],
+            "additionalProperties": False,
+            "description": "A ReportTemplate of the catalog.",
+            "properties": {
+                "namespace": {"type": "string"},
+                "name": {"type": "string"},
+                "description": {"type": "string"},
+                "generation": {"type": "integer", "description": "Changes with each edit."},
+                "parameters": {"type": "array",
+                               "items": {"$ref": "#/components/schemas/TemplateParameter"}},
+            }},
+        "TemplateList": {
+            "type": "object", "required": ["items"], "additionalProperties": False,
+            "properties": {"items": {"type": "array",
+                                     "items": {"$ref": "#/components/schemas/Template"}}}},
         "RefreshRequest": {
             "type": "object", "required": ["refreshToken"], "additionalProperties": False,
             "properties": {"refreshToken": {"type": "string", "minLength": 1}}},
@@ -324,6 +366,15 @@ def _operations() -> dict[str, dict[str, Any]]:
             ],
             "responses": {"200": _json("ReportList", "A page of reports."), **bad, **_AUTH_ERRORS,
                           "410": _problem("The continue token expired: list from the start."),
+                          **_UPSTREAM_ERRORS}},
+        "listTemplates": {
+            "summary": "The report catalog of a namespace: ReportTemplates with their parameters.",
+            "parameters": [ns],
+            "responses": {"200": _json("TemplateList", "The templates."), **bad, **_AUTH_ERRORS,
+                          **_UPSTREAM_ERRORS}},
+        "listAllTemplates": {
+            "summary": "The report catalog of every namespace the token allows.",
+            "responses": {"200": _json("TemplateList", "The templates."), **_AUTH_ERRORS,
                           **_UPSTREAM_ERRORS}},
         "getReport": {
             "summary": "One report: spec, status, artifacts, conditions.",

@@ -5,7 +5,9 @@ Why separate: REST and gRPC share it, and none of it needs a server, so every ru
 
 - A create body is a ReportRequest as in a manifest (`apiVersion` and `kind` optional,
   `metadata.name` and `metadata.labels` optional, `spec` required); the spec is checked against
-  the CRD schema (goreports.core.schema), and every error comes back with its field path.
+  the CRD schema (goreports.core.schema), and every error comes back with its field path. Instead
+  of `spec`, a body may give `template: {name, parameters}` (a ReportTemplate of the catalog):
+  short for `spec: {template: ...}`; the service checks the values against the template.
 - The caller is recorded for audit: annotation `goreports.io/created-by` = JWT `sub`, and
   `goreports.io/tenant` = the `tenant` claim (never the token itself: tokens do not belong in a
   spec, which every reader of the namespace can see).
@@ -46,7 +48,7 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _PRINTABLE_ASCII = re.compile(r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$")
-_BODY_FIELDS = ("apiVersion", "kind", "metadata", "spec")
+_BODY_FIELDS = ("apiVersion", "kind", "metadata", "spec", "template")
 _METADATA_FIELDS = ("name", "namespace", "labels")
 
 
@@ -143,8 +145,15 @@ def parse_create_body(body: Any, namespace: str) -> CreateRequest:
             labels = {str(k): v for k, v in raw_labels.items() if isinstance(v, str)}
         if not isinstance(metadata.get("namespace", ""), str):
             errors.append(FieldError("metadata.namespace", "expected a string"))
+    if "template" in body:
+        if "spec" in body:
+            errors.append(FieldError("template", "give spec or template, not both (a template "
+                                                 "request may also be spec: {template: ...})"))
+        else:
+            body = {**body, "spec": {"template": body["template"]}}
     if "spec" not in body:
-        errors.append(FieldError("spec", "missing required field 'spec'"))
+        errors.append(FieldError("spec", "missing required field 'spec' (or 'template': a "
+                                         "ReportTemplate name and its parameters)"))
     else:
         doc = {"apiVersion": API_VERSION, "kind": KIND,
                "metadata": {"name": name if name is not None else "generated"},

@@ -237,10 +237,21 @@ async def watch_report(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def list_templates(request: web.Request) -> web.Response:
+    items = await _service(request).list_templates(_caller(request), request.match_info["namespace"])
+    return _json({"items": items})
+
+
+async def list_all_templates(request: web.Request) -> web.Response:
+    items = await _service(request).list_templates(_caller(request), None)
+    return _json({"items": items})
+
+
 HANDLERS: dict[str, Handler] = {
     "health": health, "getOpenApi": get_open_api, "refreshToken": refresh_token,
     "createReport": create_report, "listReports": list_reports, "getReport": get_report,
     "cancelReport": cancel_report, "listArtifacts": list_artifacts, "watchReport": watch_report,
+    "listTemplates": list_templates, "listAllTemplates": list_all_templates,
 }
 
 

@@ -16,9 +16,10 @@ from typing import Any, Protocol
 
 from goreports.api import reports
 from goreports.api._kube import KubeError
-from goreports.api.auth import Caller
+from goreports.api.auth import ALL_NAMESPACES, Caller
 from goreports.api.problems import Problem, invalid, not_found
-from goreports.core.errors import FieldError
+from goreports.core import schema, templates
+from goreports.core.errors import FieldError, SpecError
 
 log = logging.getLogger("goreports.api")
 
@@ -34,6 +35,8 @@ class Kube(Protocol):
     async def list(self, namespace: str, *, label_selector: str = "", limit: int = 0,
                    continue_token: str = "") -> dict[str, Any]: ...
     async def delete(self, namespace: str, name: str) -> dict[str, Any]: ...
+    async def get_template(self, namespace: str, name: str) -> dict[str, Any]: ...
+    async def list_templates(self, namespace: str | None) -> dict[str, Any]: ...
     def watch(self, namespace: str, name: str, resource_version: str, *,
               timeout_seconds: int = 300) -> AsyncIterator[tuple[str, dict[str, Any]]]: ...
 
@@ -78,6 +81,7 @@ class ReportsService:
         self.authorize(caller, namespace)
         key = reports.check_idempotency_key(idempotency_key)
         req = reports.parse_create_body(body, namespace)
+        await self._check_template(namespace, req.spec)
         key_hash = reports.idempotency_hash(caller.subject, key) if key else None
         if key_hash:
             # A retry that named its report finds it by label (name lookups find the rest).
@@ -102,6 +106,58 @@ class ReportsService:
         log.info("report %s/%s created by %s via %s", namespace, obj["metadata"]["name"],
                  caller.subject, via)
         return obj, True
+
+    async def _check_template(self, namespace: str, spec: dict[str, Any]) -> None:
+        """A request of a template: refuse bad values now (422 naming the parameter), not as a
+        Failed report later. A template that does not exist (yet) is no refusal, as with
+        kubectl: the API server accepts the request and the operator fails it with
+        TemplateNotFound if the template is still missing when it resolves it."""
+        name = templates.template_name(spec)
+        if name is None:
+            return
+        try:
+            template = await self.kube.get_template(namespace, name)
+        except KubeError as e:
+            if e.status == 404:
+                log.info("ReportTemplate %s/%s not found; the operator decides", namespace, name)
+                return
+            raise kube_problem(e, f"reading ReportTemplate {name!r}") from e
+        broken = templates.definition_errors(template)
+        if broken:
+            raise invalid([FieldError("spec.template.name", (
+                f"ReportTemplate {name!r} is not valid: " + "; ".join(map(str, broken))[:800]))])
+        try:
+            resolved = templates.resolve_request(spec, template)
+        except SpecError as e:
+            raise invalid(e.errors, f"the values do not fit ReportTemplate {name!r}") from e
+        errors = schema.report_errors({"apiVersion": schema.API_VERSION, "kind": schema.KIND,
+                                       "metadata": {"name": "resolved"}, "spec": resolved.spec})
+        if errors:
+            raise invalid([FieldError(f"{e.path} (resolved from ReportTemplate {name})",
+                                      e.message) for e in errors],
+                          f"ReportTemplate {name!r} resolves to an invalid spec with these values")
+
+    async def list_templates(self, caller: Caller, namespace: str | None
+                             ) -> list[dict[str, Any]]:
+        """The catalog: ReportTemplates of one namespace, or of every namespace the token
+        allows (None), each with its parameters and their descriptions."""
+        if namespace is not None:
+            self.authorize(caller, namespace)
+            scopes: list[str | None] = [namespace]
+        elif ALL_NAMESPACES in caller.namespaces:
+            scopes = [None]
+        else:
+            scopes = sorted(set(caller.namespaces))
+        items: list[dict[str, Any]] = []
+        for scope in scopes:
+            try:
+                page = await self.kube.list_templates(scope)
+            except KubeError as e:
+                if e.status == 404 and namespace is None:
+                    continue  # a namespace of the token that does not exist (any more)
+                raise kube_problem(e, "listing report templates") from e
+            items += [templates.catalog_entry(o) for o in page.get("items") or []]
+        return sorted(items, key=lambda t: (t["namespace"], t["name"]))
 
     async def get(self, caller: Caller, namespace: str, name: str) -> dict[str, Any]:
         self.authorize(caller, namespace)

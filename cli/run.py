@@ -1,5 +1,9 @@
 """`goreports run FILE.yaml`: the whole chain in one process, for laptops and CI.
 
+FILE is a ReportRequest, or a ReportTemplate of the catalog with its values given by
+`--param name=value` (repeatable, parsed by the declared type) and/or `--params-file FILE`
+(a YAML/JSON mapping; `--param` wins); errors name the parameter.
+
 The same spec, the same compiler, the same stages and the same bus contract as in the cluster:
 only the bus is in-process (or a Redis given with --redis) and the workers share this process.
 """
@@ -22,7 +26,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from goreports.cli import logs
-from goreports.core import compiler, schema, status as status_mod
+from goreports.core import compiler, schema, status as status_mod, templates
 from goreports.core.bus.base import Bus
 from goreports.core.bus.memory import MemoryBus
 from goreports.core.errors import SpecError
@@ -38,7 +42,11 @@ log = logging.getLogger("goreports.run")
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("run", help="run a ReportRequest file in this process (no cluster needed)")
-    p.add_argument("file", type=Path, help="ReportRequest YAML file")
+    p.add_argument("file", type=Path, help="ReportRequest or ReportTemplate YAML file")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a ReportTemplate parameter value (repeatable)")
+    p.add_argument("--params-file", type=Path, default=None, metavar="FILE",
+                   help="ReportTemplate parameter values: a YAML or JSON mapping")
     p.add_argument("--out", type=Path, help="deliver `local` dispatcher artifacts to this folder")
     p.add_argument("--redis", metavar="ADDR", help="use this Redis (host:port) instead of the in-process bus")
     p.add_argument("--credentials", type=Path, default=None,
@@ -63,6 +71,46 @@ def load_document(path: Path) -> dict[str, Any]:
     if len(docs) != 1 or not isinstance(docs[0], dict):
         raise RunFailed(f"{path} must hold exactly one ReportRequest document, found {len(docs)}")
     return docs[0]
+
+
+def load_params_file(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise RunFailed(f"cannot read {path}: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        raise RunFailed(f"{path} is not valid YAML or JSON: {e}") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RunFailed(f"{path} must be a mapping of parameter names to values")
+    return data
+
+
+def resolve_template(doc: dict[str, Any], params: list[str], params_file: Path | None
+                     ) -> dict[str, Any]:
+    """A ReportTemplate document + values -> the ReportRequest to run (SpecError names the
+    parameter or the template's field)."""
+    if doc.get("kind") != schema.TEMPLATE_KIND:
+        if params or params_file:
+            raise RunFailed("--param and --params-file apply to a ReportTemplate file only "
+                            f"(this is a {doc.get('kind')})")
+        if templates.template_name(doc.get("spec")):
+            raise RunFailed("this ReportRequest names a ReportTemplate: run the template file "
+                            "itself with --param name=value (goreports run TEMPLATE.yaml --param ...)")
+        return doc
+    templates.check_template(doc)
+    declared = templates.parameters_of(doc)
+    values = load_params_file(params_file) if params_file else {}
+    try:
+        raw = templates.parse_param_args(params)
+    except ValueError as e:
+        raise RunFailed(str(e)) from None
+    values.update(templates.values_from_text(declared, raw))
+    resolved = templates.resolve(doc, values, path="parameters")
+    name = (doc.get("metadata") or {}).get("name", "template")
+    return {"apiVersion": doc.get("apiVersion"), "kind": "ReportRequest",
+            "metadata": {"name": name}, "spec": resolved.spec}
 
 
 def override_out(doc: dict[str, Any], out: Path) -> None:
@@ -162,6 +210,14 @@ def main(args: argparse.Namespace) -> int:
                            credentials_dir=creds, visibility_timeout=30.0)
         try:
             doc = load_document(args.file)
+            try:
+                doc = resolve_template(doc, args.param, args.params_file)
+            except SpecError as e:
+                err.print(f"[bold red]error:[/] {args.file}: the template or its parameters are "
+                          f"not valid:")
+                for fe in e.errors:
+                    err.print(f"  - {fe.path}: {fe.message}", markup=False, highlight=False)
+                return 2
             if args.out:
                 override_out(doc, args.out)
             started = time.monotonic()

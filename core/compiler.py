@@ -20,6 +20,7 @@ from typing import Any
 from google.protobuf import any_pb2, struct_pb2
 from google.protobuf.message import Message
 
+from goreports.core import custom_task
 from goreports.core.errors import FieldError, SpecError
 from goreports.core.keys import Keys
 from goreports.proto import job_pb2
@@ -111,9 +112,10 @@ def _struct(value: Mapping[str, Any] | None) -> struct_pb2.Struct:
     return out
 
 
-def _fill(msg: Message, body: Mapping[str, Any], skip: Iterable[str] = ()) -> None:
+def _fill(msg: Message, body: Mapping[str, Any], skip: Iterable[str] = (), path: str = "") -> None:
     """Copy spec fields onto a task message by name (camelCase -> snake_case): scalars, lists,
-    maps and nested messages. Fields in `skip` are the caller's to map."""
+    maps and nested messages. Fields in `skip` are the caller's to map. A value the message
+    cannot hold (an integer beyond its field's range) is a SpecError at `path.<field>`."""
     skipped = set(skip)
     fields = msg.DESCRIPTOR.fields_by_name
     for key, value in body.items():
@@ -123,17 +125,22 @@ def _fill(msg: Message, body: Mapping[str, Any], skip: Iterable[str] = ()) -> No
         if fd is None:  # the CRD has a field the task message lacks: a bug, not a user error
             raise TypeError(f"{msg.DESCRIPTOR.full_name} has no field for spec field {key!r}")
         target: Any = getattr(msg, fd.name) if fd.is_repeated or fd.message_type else None
-        if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
-            target.update({str(k): str(v) for k, v in value.items()})
-        elif fd.is_repeated and fd.message_type is not None:
-            for item in value:
-                _fill(target.add(), item)
-        elif fd.is_repeated:
-            target.extend(value)
-        elif fd.message_type is not None:
-            _fill(target, value)
-        else:
-            setattr(msg, fd.name, value)
+        here = f"{path}.{key}" if path else key
+        try:
+            if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+                target.update({str(k): str(v) for k, v in value.items()})
+            elif fd.is_repeated and fd.message_type is not None:
+                for i, item in enumerate(value):
+                    _fill(target.add(), item, path=f"{here}[{i}]")
+            elif fd.is_repeated:
+                target.extend(value)
+            elif fd.message_type is not None:
+                _fill(target, value, path=here)
+            else:
+                setattr(msg, fd.name, value)
+        except (ValueError, TypeError, OverflowError) as e:
+            raise SpecError([FieldError(here, f"value {str(value)[:40]} cannot be used: {e}")]
+                            ) from None
 
 
 # ------------------------------------------------------------------------------------------
@@ -223,7 +230,7 @@ Builder = Callable[[_Context, _Report, str, Mapping[str, Any], str], Message]
 
 def _query(ctx: _Context, step: str, body: Mapping[str, Any], path: str) -> tpb.Query:
     q = tpb.Query()
-    _fill(q, body, skip={"parameters"})
+    _fill(q, body, skip={"parameters"}, path=path)
     for name, value in (body.get("parameters") or {}).items():
         q.parameters.add(name=str(name), value=_value(value))
     if body.get("usePagination") and not body.get("paginationKey"):
@@ -236,7 +243,7 @@ def _collector(msg_type: type[Message]) -> Builder:
     def build(ctx: _Context, rep: _Report, step: str, body: Mapping[str, Any], path: str
               ) -> Message:
         msg = msg_type()
-        _fill(msg, body, skip={"queries"})
+        _fill(msg, body, skip={"queries"}, path=path)
         for j, q in enumerate(body.get("queries") or []):
             msg.query_list.append(_query(ctx, step, q, f"{path}.queries[{j}]"))
         return msg
@@ -246,7 +253,7 @@ def _collector(msg_type: type[Message]) -> Builder:
 def _http(ctx: _Context, rep: _Report, step: str, body: Mapping[str, Any], path: str
           ) -> Message:
     msg = tpb.HttpApiCollector()
-    _fill(msg, body, skip={"dataset", "auth"})
+    _fill(msg, body, skip={"dataset", "auth"}, path=path)
     auth = body.get("auth") or {}
     msg.auth_type = auth.get("type", "")
     msg.auth_header = auth.get("header", "")
@@ -257,7 +264,7 @@ def _http(ctx: _Context, rep: _Report, step: str, body: Mapping[str, Any], path:
 def _jwt(ctx: _Context, rep: _Report, step: str, body: Mapping[str, Any], path: str
          ) -> Message:
     msg = tpb.JwtValidator(mode="filter", caller_tenant=rep.tenant)
-    _fill(msg, body, skip={"datasets"})
+    _fill(msg, body, skip={"datasets"}, path=path)
     inputs = ctx.read_all(body.get("datasets"), step, f"{path}.datasets")
     for ref in inputs:
         if not ref.stream or any(i.name == ref.name for i in msg.inputs):
@@ -288,7 +295,7 @@ def _aggregate(ctx: _Context, rep: _Report, step: str, body: Mapping[str, Any], 
             group = op["groupBy"]
             out.group_by.input.CopyFrom(
                 ctx.read(group["input"], step, f"{p}.groupBy.input", before))
-            _fill(out.group_by, group, skip={"input"})
+            _fill(out.group_by, group, skip={"input"}, path=f"{p}.groupBy")
     for j, op in enumerate(ops):
         msg.operations[j].output.CopyFrom(
             ctx.produce(op["output"], step, f"{path}.operations[{j}].output"))
@@ -298,7 +305,7 @@ def _aggregate(ctx: _Context, rep: _Report, step: str, body: Mapping[str, Any], 
 def _excel(ctx: _Context, rep: _Report, step: str, body: Mapping[str, Any], path: str
            ) -> Message:
     msg = tpb.ExcelGenerator()
-    _fill(msg, body, skip={"sheets"})
+    _fill(msg, body, skip={"sheets"}, path=path)
     ctx.add_file(body["fileName"], step, f"{path}.fileName")
     sheets = body.get("sheets")
     if sheets is None:
@@ -308,7 +315,7 @@ def _excel(ctx: _Context, rep: _Report, step: str, body: Mapping[str, Any], path
         p = f"{path}.sheets[{k}]"
         out = msg.sheets.add(name=sheet.get("name") or sheet["dataset"][:EXCEL_SHEET_NAME_MAX])
         out.dataset.CopyFrom(ctx.read(sheet["dataset"], step, f"{p}.dataset"))
-        _fill(out, sheet, skip={"name", "dataset"})
+        _fill(out, sheet, skip={"name", "dataset"}, path=p)
         key = out.name.lower()  # Excel compares sheet names without case
         if key in seen:
             ctx.error(f"{p}.name", f"duplicate sheet name '{out.name}' (sheet [{seen[key]}])")
@@ -319,7 +326,7 @@ def _excel(ctx: _Context, rep: _Report, step: str, body: Mapping[str, Any], path
 def _mustache(ctx: _Context, rep: _Report, step: str, body: Mapping[str, Any], path: str
               ) -> Message:
     msg = tpb.MustacheGenerator()
-    _fill(msg, body, skip={"datasets"})
+    _fill(msg, body, skip={"datasets"}, path=path)
     ctx.add_file(body["fileName"], step, f"{path}.fileName")
     msg.datasets.extend(ctx.read_all(body.get("datasets"), step, f"{path}.datasets"))
     msg.data.CopyFrom(_struct({"parameters": dict(rep.parameters)}))
@@ -329,14 +336,14 @@ def _mustache(ctx: _Context, rep: _Report, step: str, body: Mapping[str, Any], p
 def _csv(ctx: _Context, rep: _Report, step: str, body: Mapping[str, Any], path: str
          ) -> Message:
     msg = tpb.CsvGenerator(delimiter=",", header=True)
-    _fill(msg, body, skip={"dataset"})
+    _fill(msg, body, skip={"dataset"}, path=path)
     ctx.add_file(body["fileName"], step, f"{path}.fileName")
     msg.dataset.CopyFrom(ctx.read(body["dataset"], step, f"{path}.dataset"))
     return msg
 
 
 def _fill_dispatcher(ctx: _Context, msg: Any, body: Mapping[str, Any], path: str) -> Message:
-    _fill(msg, body, skip={"artifacts"})
+    _fill(msg, body, skip={"artifacts"}, path=path)
     msg.artifacts.extend(ctx.artifacts(body.get("artifacts"), f"{path}.artifacts"))
     return msg
 
@@ -361,7 +368,21 @@ def _notify(ctx: _Context, rep: _Report, step: str, body: Mapping[str, Any], pat
 
 def _custom(ctx: _Context, rep: _Report, step: str, body: Mapping[str, Any], path: str
             ) -> Message:
-    return _struct(body.get("task"))
+    """The spec's free-form task, plus the streams of the datasets the step declares
+    (goreports.core.custom_task)."""
+    task = body.get("task") or {}
+    if custom_task.RESERVED in task:
+        ctx.error(f"{path}.task.{custom_task.RESERVED}", "reserved for the compiler; use "
+                  "custom.datasets, custom.reads and custom.files")
+    inputs = [ctx.read(n, step, f"{path}.reads[{i}]")
+              for i, n in enumerate(body.get("reads") or [])]
+    outputs = [ctx.produce(n, step, f"{path}.datasets[{i}]")
+               for i, n in enumerate(body.get("datasets") or [])]
+    for i, name in enumerate(body.get("files") or []):
+        ctx.add_file(name, step, f"{path}.files[{i}]")
+    msg = _struct({k: v for k, v in task.items() if k != custom_task.RESERVED})
+    custom_task.wire(msg, outputs, inputs, body.get("files") or [])
+    return msg
 
 
 BUILDERS: dict[str, Builder] = {
@@ -411,6 +432,9 @@ def _check_order(steps: list[Mapping[str, Any]], ctx: _Context) -> None:
                                           + ", ".join(STAGES))
             continue
         rank = STAGES[kind].rank
+        if kind == "custom":  # a custom stage of a family's channel is one of that family
+            channel = (step.get("custom") or {}).get("channel") or CUSTOM_CHANNEL
+            rank = FAMILIES.index(channel) if channel in FAMILIES else None
         if rank is None:
             continue
         family = FAMILIES[rank]
@@ -436,6 +460,9 @@ def _fill_readers(msg: Message, readers: Mapping[str, list[str]]) -> None:
     if isinstance(msg, tpb.Output):
         del msg.readers[:]
         msg.readers.extend(readers.get(msg.dataset.stream, []))
+        return
+    if isinstance(msg, struct_pb2.Struct):
+        custom_task.set_readers(msg, readers)
         return
     for fd, value in msg.ListFields():
         if fd.message_type is None or fd.message_type.GetOptions().map_entry:
@@ -473,8 +500,13 @@ def compile_report(doc: Mapping[str, Any], *, uid: str, prefix: str = "goreports
         if kind is None:
             continue
         body = step[kind] or {}
-        tasks.append((step, kind,
-                      BUILDERS[kind](ctx, report, step["name"], body, f"spec.steps[{i}].{kind}")))
+        where = f"spec.steps[{i}].{kind}"
+        try:
+            tasks.append((step, kind, BUILDERS[kind](ctx, report, step["name"], body, where)))
+        except SpecError as e:  # a value a task message cannot hold (see _fill)
+            ctx.errors += e.errors
+        except (ValueError, OverflowError) as e:  # free-form values (parameters, custom task)
+            ctx.error(where, f"a value cannot be used: {e}")
     if ctx.errors:
         raise SpecError(ctx.errors)
 

@@ -15,7 +15,8 @@ server does beyond plain JSON Schema:
 - `format` is not checked (leniently, as its values are written by the operator, not users).
 
 Every error comes back at once, with a field path (`spec.steps[1].excel.sheets[0].name`) and a
-message a person understands.
+message a person understands. The ReportTemplate CRD (generated from this one) is run the same
+way by `template_errors`; goreports.core.templates adds what its schema cannot say.
 """
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "ReportRequest"
 CRD_FILE = "goreports.io_reportrequests.yaml"
+TEMPLATE_KIND = "ReportTemplate"
+TEMPLATE_CRD_FILE = "goreports.io_reporttemplates.yaml"
 CRD_DIR_ENV = "GOREPORTS_CRD_DIR"
 
 ROOT_PATH = "(root)"
@@ -79,30 +82,30 @@ _JSON_TYPES: dict[str, str] = {
 # Loading the CRD
 
 
-def crd_path() -> Path:
-    """Where the ReportRequest CRD file is: `$GOREPORTS_CRD_DIR`, the source tree's
-    `deploy/crds/`, or package data `goreports.core/crds/` of an installed distribution."""
+def crd_path(file: str = CRD_FILE) -> Path:
+    """Where a CRD file (default: the ReportRequest's) is: `$GOREPORTS_CRD_DIR`, the source
+    tree's `deploy/crds/`, or package data `goreports.core/crds/` of an installed distribution."""
     candidates: list[Path] = []
     env_dir = os.environ.get(CRD_DIR_ENV)
     if env_dir:
-        candidates.append(Path(env_dir) / CRD_FILE)
-    candidates.append(Path(__file__).resolve().parent.parent / "deploy" / "crds" / CRD_FILE)
+        candidates.append(Path(env_dir) / file)
+    candidates.append(Path(__file__).resolve().parent.parent / "deploy" / "crds" / file)
     try:  # an installed wheel that ships the CRD as package data
-        candidates.append(Path(str(resources.files("goreports.core") / "crds" / CRD_FILE)))
+        candidates.append(Path(str(resources.files("goreports.core") / "crds" / file)))
     except (ModuleNotFoundError, TypeError):  # pragma: no cover - exotic installs
         pass
     for path in candidates:
         if path.is_file():
             return path
     raise FileNotFoundError(
-        f"cannot find the ReportRequest CRD ({CRD_FILE}); looked at: "
+        f"cannot find the CRD file {file}; looked at: "
         + ", ".join(str(p) for p in candidates)
         + f". Set {CRD_DIR_ENV} to the folder holding deploy/crds of go-reports.")
 
 
-@lru_cache(maxsize=1)
-def _crd() -> dict[str, Any]:
-    with crd_path().open(encoding="utf-8") as fh:
+@lru_cache(maxsize=4)
+def _crd(file: str = CRD_FILE) -> dict[str, Any]:
+    with crd_path(file).open(encoding="utf-8") as fh:
         crd: dict[str, Any] = yaml.safe_load(fh)
     return crd
 
@@ -118,6 +121,14 @@ def load_crd_schema(version: str = VERSION) -> dict[str, Any]:
         if v["name"] == version:
             return copy.deepcopy(v["schema"]["openAPIV3Schema"])
     raise KeyError(f"the ReportRequest CRD has no version {version!r}")
+
+
+def load_template_crd_schema(version: str = VERSION) -> dict[str, Any]:
+    """The `openAPIV3Schema` of the ReportTemplate CRD (a fresh copy)."""
+    for v in _crd(TEMPLATE_CRD_FILE)["spec"]["versions"]:
+        if v["name"] == version:
+            return copy.deepcopy(v["schema"]["openAPIV3Schema"])
+    raise KeyError(f"the ReportTemplate CRD has no version {version!r}")
 
 
 # ------------------------------------------------------------------------------------------
@@ -228,12 +239,12 @@ def _strict(node: Any) -> Any:
     return out
 
 
-@lru_cache(maxsize=1)
-def _validator() -> Any:
-    schema = _strict(load_crd_schema())
+@lru_cache(maxsize=2)
+def _validator(kind: str = KIND) -> Any:
+    schema = _strict(load_crd_schema() if kind == KIND else load_template_crd_schema())
     props = schema.setdefault("properties", {})
     props["apiVersion"] = {**props.get("apiVersion", {"type": "string"}), "const": API_VERSION}
-    props["kind"] = {**props.get("kind", {"type": "string"}), "const": KIND}
+    props["kind"] = {**props.get("kind", {"type": "string"}), "const": kind}
     props["metadata"] = {
         "type": "object",
         "required": ["name"],
@@ -381,15 +392,21 @@ def _key_errors(node: Any, path: list[str | int]) -> tuple[Any, list[FieldError]
 # Public API
 
 
-def report_errors(doc: Any) -> list[FieldError]:
-    """Every error of a ReportRequest document (empty when it is valid)."""
+def report_errors(doc: Any, kind: str = KIND) -> list[FieldError]:
+    """Every error of a ReportRequest (or, with kind=TEMPLATE_KIND, ReportTemplate) document
+    (empty when it is valid)."""
     if not isinstance(doc, dict):
-        return [FieldError(ROOT_PATH, f"a ReportRequest must be a mapping, got "
+        return [FieldError(ROOT_PATH, f"a {kind} must be a mapping, got "
                                       f"{_JSON_TYPES.get(_json_type(doc), _json_type(doc))}")]
     clean, errors = _key_errors(doc, [])
-    for err in sorted(_validator().iter_errors(clean), key=_sort_key):
+    for err in sorted(_validator(kind).iter_errors(clean), key=_sort_key):
         errors += _messages(err)
     return list(dict.fromkeys(errors))  # drop repeats, keep order
+
+
+def template_errors(doc: Any) -> list[FieldError]:
+    """Every schema error of a ReportTemplate document (its `report` may hold placeholders)."""
+    return report_errors(doc, TEMPLATE_KIND)
 
 
 def validate_report(doc: Any) -> None:

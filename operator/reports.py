@@ -8,6 +8,10 @@ with it.
 Audit: accepted / rejected here, cancelled (deleted before it finished) in `cleanup`, failed by
 deadline in `deadline`; delivered / failed by a stage in the events loop (core/audit.py).
 
+Catalog: a request that names a ReportTemplate (spec.template) is resolved once, here, and the
+resolved spec is recorded in status.resolvedSpec with the initial status; afterwards (restarts,
+the deadline timer) only that recorded spec is used (operator/templates.py).
+
 Alerts: GOREPORTS_DEFAULT_NOTIFY (JSON of a `notify` step body, the chart's `notifyOnFailure`)
 adds a `notify` step with `when: [failure]` to every spec that has none, before compiling.
 """
@@ -22,10 +26,11 @@ from typing import Any
 
 import kopf
 
-from goreports.core import audit, compiler, metrics, schema
+from goreports.core import audit, compiler, metrics, schema, templates
 from goreports.core import status as status_mod
 from goreports.core.errors import SpecError
 from goreports.operator import kube
+from goreports.operator import templates as op_templates
 from goreports.operator.context import OperatorContext
 from goreports.operator.status_writer import set_status
 
@@ -82,11 +87,11 @@ def check_default_notify() -> None:
                                   + "; ".join(str(e).replace("spec.steps[0].", "", 1) for e in errors))
 
 
-def _doc(body: kopf.Body) -> dict[str, Any]:
+def _doc(body: kopf.Body, spec: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": kube.API_VERSION, "kind": "ReportRequest",
             "metadata": {"name": body.metadata.name, "namespace": body.metadata.namespace,
                          "annotations": dict(body.metadata.annotations or {})},
-            "spec": dict(body.spec)}
+            "spec": spec}
 
 
 def _created(body: kopf.Body) -> datetime:
@@ -110,31 +115,43 @@ async def accept(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: 
     uid = body.metadata.uid
     raw = {"apiVersion": kube.API_VERSION, "kind": "ReportRequest", "metadata": dict(body.metadata),
            "spec": dict(body.spec)}
+    spec = op_templates.recorded_spec(dict(body.spec), status)
+    recorded: dict[str, Any] = {}  # status.resolvedSpec and status.template, to record
     try:
-        doc = with_default_notify(_doc(body))
+        if not spec:  # names a template not resolved yet: resolve it now, once
+            spec, used = await op_templates.resolve(body.metadata.namespace, dict(body.spec))
+            recorded = {"resolvedSpec": spec, "template": used}
+        doc = with_default_notify(_doc(body, spec))
         schema.validate_report(doc)
         head = compiler.compile_report(doc, uid=uid, prefix=ctx.settings.prefix, now=_created(body))
     except SpecError as e:
-        message = "; ".join(str(x) for x in e.errors)[:1000]
+        reason = getattr(e, "reason", "InvalidSpec")
+        name = templates.template_name(dict(body.spec))
+        prefix = f"ReportTemplate {name!r} resolved to an invalid spec: " \
+            if name and reason == "InvalidSpec" else ""
+        message = (prefix + "; ".join(str(x) for x in e.errors))[:1000]
 
         def invalid(st: dict[str, Any]) -> dict[str, Any]:
             st.update(phase="Failed", message=message, completionTime=_now(),
-                      observedGeneration=body.metadata.get("generation", 1))
-            status_mod.set_condition(st, "Accepted", "False", "InvalidSpec", message, _now())
-            status_mod.set_condition(st, "Ready", "False", "InvalidSpec", message, _now())
+                      observedGeneration=body.metadata.get("generation", 1), **recorded)
+            status_mod.set_condition(st, "Accepted", "False", reason, message, _now())
+            status_mod.set_condition(st, "Ready", "False", reason, message, _now())
             return st
 
         await set_status(raw, invalid)
         await audit.AuditLog(ctx.bus).safe_append(
-            audit.record_from_body("rejected", raw, outcome="InvalidSpec", message=message))
-        await kube.post_event(raw, "Warning", "InvalidSpec", message)
+            audit.record_from_body("rejected", raw, outcome=reason, message=message))
+        await kube.post_event(raw, "Warning", reason, message)
         logger.error("refused: %s", message)
         return
     chain = compiler.iter_chain(head)
     if not status.get("phase"):
         initial = status_mod.initial_status([(j.name, j.pattern) for j in chain],
                                             generation=body.metadata.get("generation", 1))
+        initial.update(recorded)
         await set_status(raw, lambda st: st if st.get("phase") else initial)
+    elif recorded:  # accepted before, but the resolution was never recorded: record it now
+        await set_status(raw, lambda st: st if "resolvedSpec" in st else {**st, **recorded})
     marker = ctx.bus.keys.marker(uid, "published", "chain")
     if await ctx.bus.publish_once(head, marker):
         ctx.metrics_published += 1
@@ -154,7 +171,8 @@ async def deadline(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     status = body.get("status") or {}
     if status.get("phase") in FINAL or not status.get("phase"):
         return
-    limit = int(body.spec.get("deadlineSeconds", DEFAULT_DEADLINE))
+    spec = op_templates.recorded_spec(dict(body.spec), status)
+    limit = int(spec.get("deadlineSeconds", DEFAULT_DEADLINE))
     if datetime.now(timezone.utc) < _created(body) + timedelta(seconds=limit):
         return
     ctx: OperatorContext = memo.ctx

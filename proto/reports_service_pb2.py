@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%goreports/proto/reports_service.proto\x12\x0cgoreports.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe4\x01\n\x13\x43reateReportRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12=\n\x06labels\x18\x03 \x03(\x0b\x32-.goreports.v1.CreateReportRequest.LabelsEntry\x12%\n\x04spec\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"3\n\x10GetReportRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\x89\x01\n\x12ListReportsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x16\n\x0elabel_selector\x18\x02 \x01(\t\x12\r\n\x05phase\x18\x03 \x01(\t\x12\x12\n\ncreated_by\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\r\x12\x16\n\x0e\x63ontinue_token\x18\x06 \x01(\t\"T\n\x13ListReportsResponse\x12%\n\x07reports\x18\x01 \x03(\x0b\x32\x14.goreports.v1.Report\x12\x16\n\x0e\x63ontinue_token\x18\x02 \x01(\t\"6\n\x13\x43\x61ncelReportRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"5\n\x12WatchReportRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\xd0\x02\n\x06Report\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x05 \x01(\t\x12\x0e\n\x06tenant\x18\x06 \x01(\t\x12\x30\n\x06labels\x18\x07 \x03(\x0b\x32 .goreports.v1.Report.LabelsEntry\x12%\n\x04spec\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12*\n\x06status\x18\t \x01(\x0b\x32\x1a.goreports.v1.ReportStatus\x12\x10\n\x08\x64\x65leting\x18\n \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xbe\x02\n\x0cReportStatus\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x14\n\x0c\x63urrent_step\x18\x02 \x01(\t\x12\x0c\n\x04rows\x18\x03 \x01(\x04\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\'\n\x05steps\x18\x05 \x03(\x0b\x32\x18.goreports.v1.StepStatus\x12/\n\tartifacts\x18\x06 \x03(\x0b\x32\x1c.goreports.v1.ReportArtifact\x12+\n\nconditions\x18\x07 \x03(\x0b\x32\x17.goreports.v1.Condition\x12.\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0f\x63ompletion_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x85\x01\n\nStepStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07pattern\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x0c\n\x04rows\x18\x04 \x01(\x04\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\r\x12\x18\n\x10\x64uration_seconds\x18\x06 \x01(\x01\x12\x0f\n\x07message\x18\x07 \x01(\t\"\x7f\n\x0eReportArtifact\x12\x0c\n\x04step\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08location\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x04\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x06 \x01(\t\x12\x0b\n\x03url\x18\x07 \x01(\t\"\x84\x01\n\tCondition\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x38\n\x14last_transition_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"`\n\x0cReportUpdate\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.goreports.v1.WatchEventType\x12$\n\x06report\x18\x02 \x01(\x0b\x32\x14.goreports.v1.Report*m\n\x0eWatchEventType\x12 \n\x1cWATCH_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17WATCH_EVENT_TYPE_STATUS\x10\x01\x12\x1c\n\x18WATCH_EVENT_TYPE_DELETED\x10\x02\x32\x88\x03\n\x0eReportsService\x12G\n\x0c\x43reateReport\x12!.goreports.v1.CreateReportRequest\x1a\x14.goreports.v1.Report\x12\x41\n\tGetReport\x12\x1e.goreports.v1.GetReportRequest\x1a\x14.goreports.v1.Report\x12R\n\x0bListReports\x12 .goreports.v1.ListReportsRequest\x1a!.goreports.v1.ListReportsResponse\x12G\n\x0c\x43\x61ncelReport\x12!.goreports.v1.CancelReportRequest\x1a\x14.goreports.v1.Report\x12M\n\x0bWatchReport\x12 .goreports.v1.WatchReportRequest\x1a\x1a.goreports.v1.ReportUpdate0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%goreports/proto/reports_service.proto\x12\x0cgoreports.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x91\x02\n\x13\x43reateReportRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12=\n\x06labels\x18\x03 \x03(\x0b\x32-.goreports.v1.CreateReportRequest.LabelsEntry\x12%\n\x04spec\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12+\n\x08template\x18\x06 \x01(\x0b\x32\x19.goreports.v1.TemplateRef\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"H\n\x0bTemplateRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\nparameters\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\")\n\x14ListTemplatesRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\"B\n\x15ListTemplatesResponse\x12)\n\ttemplates\x18\x01 \x03(\x0b\x32\x16.goreports.v1.Template\"\x89\x01\n\x08Template\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x12\n\ngeneration\x18\x04 \x01(\x03\x12\x33\n\nparameters\x18\x05 \x03(\x0b\x32\x1f.goreports.v1.TemplateParameter\"\x95\x01\n\x11TemplateParameter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08required\x18\x04 \x01(\x08\x12-\n\rdefault_value\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0e\n\x06values\x18\x06 \x03(\t\"3\n\x10GetReportRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\x89\x01\n\x12ListReportsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x16\n\x0elabel_selector\x18\x02 \x01(\t\x12\r\n\x05phase\x18\x03 \x01(\t\x12\x12\n\ncreated_by\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\r\x12\x16\n\x0e\x63ontinue_token\x18\x06 \x01(\t\"T\n\x13ListReportsResponse\x12%\n\x07reports\x18\x01 \x03(\x0b\x32\x14.goreports.v1.Report\x12\x16\n\x0e\x63ontinue_token\x18\x02 \x01(\t\"6\n\x13\x43\x61ncelReportRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"5\n\x12WatchReportRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\xd0\x02\n\x06Report\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x05 \x01(\t\x12\x0e\n\x06tenant\x18\x06 \x01(\t\x12\x30\n\x06labels\x18\x07 \x03(\x0b\x32 .goreports.v1.Report.LabelsEntry\x12%\n\x04spec\x18\x08 \x01(\x0b\x32\x17.google.protobuf.Struct\x12*\n\x06status\x18\t \x01(\x0b\x32\x1a.goreports.v1.ReportStatus\x12\x10\n\x08\x64\x65leting\x18\n \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xbe\x02\n\x0cReportStatus\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x14\n\x0c\x63urrent_step\x18\x02 \x01(\t\x12\x0c\n\x04rows\x18\x03 \x01(\x04\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\'\n\x05steps\x18\x05 \x03(\x0b\x32\x18.goreports.v1.StepStatus\x12/\n\tartifacts\x18\x06 \x03(\x0b\x32\x1c.goreports.v1.ReportArtifact\x12+\n\nconditions\x18\x07 \x03(\x0b\x32\x17.goreports.v1.Condition\x12.\n\nstart_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0f\x63ompletion_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x85\x01\n\nStepStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07pattern\x18\x02 \x01(\t\x12\r\n\x05state\x18\x03 \x01(\t\x12\x0c\n\x04rows\x18\x04 \x01(\x04\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\r\x12\x18\n\x10\x64uration_seconds\x18\x06 \x01(\x01\x12\x0f\n\x07message\x18\x07 \x01(\t\"\x7f\n\x0eReportArtifact\x12\x0c\n\x04step\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08location\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x04\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x06 \x01(\t\x12\x0b\n\x03url\x18\x07 \x01(\t\"\x84\x01\n\tCondition\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x38\n\x14last_transition_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"`\n\x0cReportUpdate\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.goreports.v1.WatchEventType\x12$\n\x06report\x18\x02 \x01(\x0b\x32\x14.goreports.v1.Report*m\n\x0eWatchEventType\x12 \n\x1cWATCH_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17WATCH_EVENT_TYPE_STATUS\x10\x01\x12\x1c\n\x18WATCH_EVENT_TYPE_DELETED\x10\x02\x32\xe2\x03\n\x0eReportsService\x12G\n\x0c\x43reateReport\x12!.goreports.v1.CreateReportRequest\x1a\x14.goreports.v1.Report\x12\x41\n\tGetReport\x12\x1e.goreports.v1.GetReportRequest\x1a\x14.goreports.v1.Report\x12R\n\x0bListReports\x12 .goreports.v1.ListReportsRequest\x1a!.goreports.v1.ListReportsResponse\x12G\n\x0c\x43\x61ncelReport\x12!.goreports.v1.CancelReportRequest\x1a\x14.goreports.v1.Report\x12M\n\x0bWatchReport\x12 .goreports.v1.WatchReportRequest\x1a\x1a.goreports.v1.ReportUpdate0\x01\x12X\n\rListTemplates\x12\".goreports.v1.ListTemplatesRequest\x1a#.goreports.v1.ListTemplatesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,36 +37,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEREPORTREQUEST_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_REPORT_LABELSENTRY']._loaded_options = None
   _globals['_REPORT_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_WATCHEVENTTYPE']._serialized_start=1897
-  _globals['_WATCHEVENTTYPE']._serialized_end=2006
+  _globals['_WATCHEVENTTYPE']._serialized_start=2419
+  _globals['_WATCHEVENTTYPE']._serialized_end=2528
   _globals['_CREATEREPORTREQUEST']._serialized_start=119
-  _globals['_CREATEREPORTREQUEST']._serialized_end=347
-  _globals['_CREATEREPORTREQUEST_LABELSENTRY']._serialized_start=302
-  _globals['_CREATEREPORTREQUEST_LABELSENTRY']._serialized_end=347
-  _globals['_GETREPORTREQUEST']._serialized_start=349
-  _globals['_GETREPORTREQUEST']._serialized_end=400
-  _globals['_LISTREPORTSREQUEST']._serialized_start=403
-  _globals['_LISTREPORTSREQUEST']._serialized_end=540
-  _globals['_LISTREPORTSRESPONSE']._serialized_start=542
-  _globals['_LISTREPORTSRESPONSE']._serialized_end=626
-  _globals['_CANCELREPORTREQUEST']._serialized_start=628
-  _globals['_CANCELREPORTREQUEST']._serialized_end=682
-  _globals['_WATCHREPORTREQUEST']._serialized_start=684
-  _globals['_WATCHREPORTREQUEST']._serialized_end=737
-  _globals['_REPORT']._serialized_start=740
-  _globals['_REPORT']._serialized_end=1076
-  _globals['_REPORT_LABELSENTRY']._serialized_start=302
-  _globals['_REPORT_LABELSENTRY']._serialized_end=347
-  _globals['_REPORTSTATUS']._serialized_start=1079
-  _globals['_REPORTSTATUS']._serialized_end=1397
-  _globals['_STEPSTATUS']._serialized_start=1400
-  _globals['_STEPSTATUS']._serialized_end=1533
-  _globals['_REPORTARTIFACT']._serialized_start=1535
-  _globals['_REPORTARTIFACT']._serialized_end=1662
-  _globals['_CONDITION']._serialized_start=1665
-  _globals['_CONDITION']._serialized_end=1797
-  _globals['_REPORTUPDATE']._serialized_start=1799
-  _globals['_REPORTUPDATE']._serialized_end=1895
-  _globals['_REPORTSSERVICE']._serialized_start=2009
-  _globals['_REPORTSSERVICE']._serialized_end=2401
+  _globals['_CREATEREPORTREQUEST']._serialized_end=392
+  _globals['_CREATEREPORTREQUEST_LABELSENTRY']._serialized_start=347
+  _globals['_CREATEREPORTREQUEST_LABELSENTRY']._serialized_end=392
+  _globals['_TEMPLATEREF']._serialized_start=394
+  _globals['_TEMPLATEREF']._serialized_end=466
+  _globals['_LISTTEMPLATESREQUEST']._serialized_start=468
+  _globals['_LISTTEMPLATESREQUEST']._serialized_end=509
+  _globals['_LISTTEMPLATESRESPONSE']._serialized_start=511
+  _globals['_LISTTEMPLATESRESPONSE']._serialized_end=577
+  _globals['_TEMPLATE']._serialized_start=580
+  _globals['_TEMPLATE']._serialized_end=717
+  _globals['_TEMPLATEPARAMETER']._serialized_start=720
+  _globals['_TEMPLATEPARAMETER']._serialized_end=869
+  _globals['_GETREPORTREQUEST']._serialized_start=871
+  _globals['_GETREPORTREQUEST']._serialized_end=922
+  _globals['_LISTREPORTSREQUEST']._serialized_start=925
+  _globals['_LISTREPORTSREQUEST']._serialized_end=1062
+  _globals['_LISTREPORTSRESPONSE']._serialized_start=1064
+  _globals['_LISTREPORTSRESPONSE']._serialized_end=1148
+  _globals['_CANCELREPORTREQUEST']._serialized_start=1150
+  _globals['_CANCELREPORTREQUEST']._serialized_end=1204
+  _globals['_WATCHREPORTREQUEST']._serialized_start=1206
+  _globals['_WATCHREPORTREQUEST']._serialized_end=1259
+  _globals['_REPORT']._serialized_start=1262
+  _globals['_REPORT']._serialized_end=1598
+  _globals['_REPORT_LABELSENTRY']._serialized_start=347
+  _globals['_REPORT_LABELSENTRY']._serialized_end=392
+  _globals['_REPORTSTATUS']._serialized_start=1601
+  _globals['_REPORTSTATUS']._serialized_end=1919
+  _globals['_STEPSTATUS']._serialized_start=1922
+  _globals['_STEPSTATUS']._serialized_end=2055
+  _globals['_REPORTARTIFACT']._serialized_start=2057
+  _globals['_REPORTARTIFACT']._serialized_end=2184
+  _globals['_CONDITION']._serialized_start=2187
+  _globals['_CONDITION']._serialized_end=2319
+  _globals['_REPORTUPDATE']._serialized_start=2321
+  _globals['_REPORTUPDATE']._serialized_end=2417
+  _globals['_REPORTSSERVICE']._serialized_start=2531
+  _globals['_REPORTSSERVICE']._serialized_end=3013
 # @@protoc_insertion_point(module_scope)

@@ -60,6 +60,11 @@ class ReportsServiceStub:
                 request_serializer=goreports_dot_proto_dot_reports__service__pb2.WatchReportRequest.SerializeToString,
                 response_deserializer=goreports_dot_proto_dot_reports__service__pb2.ReportUpdate.FromString,
                 _registered_method=True)
+        self.ListTemplates = channel.unary_unary(
+                '/goreports.v1.ReportsService/ListTemplates',
+                request_serializer=goreports_dot_proto_dot_reports__service__pb2.ListTemplatesRequest.SerializeToString,
+                response_deserializer=goreports_dot_proto_dot_reports__service__pb2.ListTemplatesResponse.FromString,
+                _registered_method=True)
 
 
 class ReportsServiceServicer:
@@ -99,6 +104,13 @@ class ReportsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTemplates(self, request, context):
+        """The report catalog: ReportTemplates with their parameters (docs/catalog.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReportsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +138,11 @@ def add_ReportsServiceServicer_to_server(servicer, server):
                     servicer.WatchReport,
                     request_deserializer=goreports_dot_proto_dot_reports__service__pb2.WatchReportRequest.FromString,
                     response_serializer=goreports_dot_proto_dot_reports__service__pb2.ReportUpdate.SerializeToString,
+            ),
+            'ListTemplates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTemplates,
+                    request_deserializer=goreports_dot_proto_dot_reports__service__pb2.ListTemplatesRequest.FromString,
+                    response_serializer=goreports_dot_proto_dot_reports__service__pb2.ListTemplatesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -264,6 +281,33 @@ class ReportsService:
             '/goreports.v1.ReportsService/WatchReport',
             goreports_dot_proto_dot_reports__service__pb2.WatchReportRequest.SerializeToString,
             goreports_dot_proto_dot_reports__service__pb2.ReportUpdate.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTemplates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/goreports.v1.ReportsService/ListTemplates',
+            goreports_dot_proto_dot_reports__service__pb2.ListTemplatesRequest.SerializeToString,
+            goreports_dot_proto_dot_reports__service__pb2.ListTemplatesResponse.FromString,
             options,
             channel_credentials,
             insecure,

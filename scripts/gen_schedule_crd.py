@@ -8,6 +8,9 @@ run's ReportRequest is still immutable. A unit test fails when the committed fil
 
     python scripts/gen_schedule_crd.py           # rewrite the file
     python scripts/gen_schedule_crd.py --check   # exit 1 if the committed file differs
+
+After changing the ReportRequest CRD, run scripts/gen_template_crd.py too (the ReportTemplate CRD
+copies the same spec schema), then scripts/sync_chart_crds.sh.
 """
 from __future__ import annotations
 

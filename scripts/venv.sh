@@ -8,10 +8,11 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
 fi
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)-${1:-base}
+stamp=.venv/.installed-$(cat pyproject.toml examples/plugin-stage/pyproject.toml | sha256sum | cut -c1-16)-${1:-base}
 if [ ! -f "$stamp" ]; then
   if [ "${1:-base}" = test ]; then
     .venv/bin/python -m pip install -q -e '.[test]'
+    .venv/bin/python -m pip install -q -e examples/plugin-stage  # the example plugin (docs/plugins.md)
   else
     .venv/bin/python -m pip install -q -e .
   fi

@@ -120,7 +120,9 @@ def test_the_api_may_only_touch_reportrequests(chart: helm.Chart) -> None:
     objects = api_objects(render(chart, ON))
     role = one(objects, "Role")
     assert role["rules"] == [{"apiGroups": ["goreports.io"], "resources": ["reportrequests"],
-                              "verbs": ["get", "list", "watch", "create", "delete"]}]
+                              "verbs": ["get", "list", "watch", "create", "delete"]},
+                             {"apiGroups": ["goreports.io"], "resources": ["reporttemplates"],
+                              "verbs": ["get", "list"]}]
     binding = one(objects, "RoleBinding")
     assert binding["roleRef"]["name"] == NAME
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": NAME, "namespace": NS}]

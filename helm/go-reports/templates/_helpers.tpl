@@ -116,6 +116,14 @@ app.kubernetes.io/part-of: go-reports
 {{- end }}
 
 {{/*
+Every worker pool, as a JSON list: workers.pools, then workers.extraPools (pools added beside
+the defaults, e.g. a custom stage's own pool, without repeating the default list).
+*/}}
+{{- define "goreports.pools" -}}
+{{- concat (.Values.workers.pools | default list) (.Values.workers.extraPools | default list) | toJson }}
+{{- end }}
+
+{{/*
 A pool's settings: workers.defaults, then the pool's own keys (one by one, so that a pool's
 `minReplicas: 0` or `autoscale: false` wins over the default). Returned as JSON.
 */}}
@@ -261,18 +269,18 @@ every pod, then the pool's own. Argument: (list $ $poolCredentials).
 {{- fail "artifacts.store=local needs a ReadWriteMany volume shared by all pools: set artifacts.persistence.existingClaim or artifacts.persistence.create=true (or use artifacts.store=s3)" }}
 {{- end }}
 {{- $names := dict }}
-{{- range .Values.workers.pools }}
+{{- range include "goreports.pools" . | fromJsonArray }}
 {{- if hasKey $names .name }}
-{{- fail (printf "workers.pools: two pools are named %q" .name) }}
+{{- fail (printf "workers.pools/extraPools: two pools are named %q" .name) }}
 {{- end }}
 {{- $_ := set $names .name true }}
 {{- end }}
 {{- $served := dict }}
-{{- range .Values.workers.pools }}
+{{- range include "goreports.pools" . | fromJsonArray }}
 {{- $pool := .name }}
 {{- range .patterns }}
 {{- if hasKey $served . }}
-{{- fail (printf "workers.pools: pattern %q is served by two pools (%s and %s); a pattern's stream belongs to one pool" . (get $served .) $pool) }}
+{{- fail (printf "workers.pools/extraPools: pattern %q is served by two pools (%s and %s); a pattern's stream belongs to one pool" . (get $served .) $pool) }}
 {{- end }}
 {{- $_ := set $served . $pool }}
 {{- end }}

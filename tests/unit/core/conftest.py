@@ -202,7 +202,8 @@ spec:
               uploadUrl: "https://www.googleapis.com/upload/drive/v3/files",
               artifacts: [sales.xlsx]}
     - name: audit
-      custom: {pattern: audit-log, channel: extras, task: {level: 2, targets: [x]}}
+      custom: {pattern: audit-log, channel: extras, task: {level: 2, targets: [x]},
+               datasets: [audit_trail], reads: [by_region], files: [audit.txt]}
     - name: tell
       notify:
         when: [failure]

@@ -284,7 +284,12 @@ def test_custom_steps_and_pattern_override(full_doc: dict[str, Any]) -> None:
         "collectors", "sqlite-big")
     audit = jobs["audit"]
     assert (audit.channel, audit.pattern) == ("extras", "audit-log")
-    assert json_format.MessageToDict(task_of(audit)) == {"level": 2, "targets": ["x"]}
+    assert json_format.MessageToDict(task_of(audit)) == {"level": 2, "targets": ["x"], "goreports": {
+        "outputs": [{"dataset": {"name": "audit_trail", "stream": "goreports:data:6f1c0d2e:audit:audit_trail",
+                                 "producerStep": "audit"}, "readers": []}],
+        "inputs": [{"name": "by_region", "stream": "goreports:data:6f1c0d2e:combine:by_region",
+                    "producerStep": "combine"}],
+        "files": ["audit.txt"]}}  # the wired part: goreports.core.custom_task
     del full_doc["spec"]["steps"][14]["custom"]["channel"]
     full_doc["spec"]["steps"][14]["pattern"] = "audit-2"
     audit = next(j for j in iter_chain(compile_(full_doc)) if j.name == "audit")
