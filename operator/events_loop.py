@@ -17,6 +17,8 @@ from collections import defaultdict
 
 from typing import Awaitable, Callable
 
+from google.protobuf.message import DecodeError
+
 from goreports.core import audit, metrics
 from goreports.core.bus.base import Bus
 from goreports.core.status import FINAL_PHASES
@@ -57,7 +59,12 @@ async def _process(bus: Bus, key: str, entries: list[tuple[str, bytes]],
     by_report: dict[tuple[str, str, str], list[tuple[str, events_pb2.StageEvent]]] = defaultdict(list)
     skip: list[str] = []
     for entry_id, data in entries:
-        ev = events_pb2.StageEvent.FromString(data)
+        try:
+            ev = events_pb2.StageEvent.FromString(data)
+        except DecodeError as e:  # not an event: left pending it would stall every batch
+            log.error("dropping events entry %s: not a StageEvent (%s)", entry_id, e)
+            skip.append(entry_id)
+            continue
         r = ev.report
         if not r.uid or (namespaces is not None and r.namespace not in namespaces):
             # Not a report this operator watches (e.g. `goreports run --redis` on the same

@@ -17,6 +17,7 @@ if str(TESTS) not in sys.path:
 from goreports.core.bus.redis import RedisBus  # noqa: E402
 from goreports.core.keys import Keys  # noqa: E402
 from support.servers import RedisServer  # noqa: E402
+from support.secret_scan import pytest_sessionfinish  # noqa: E402,F401  (greps the suite's outputs for secrets)
 
 
 @pytest.fixture(scope="session")
