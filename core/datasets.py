@@ -18,7 +18,8 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
 from goreports.core.bus.base import Bus, entry_id_less
 from goreports.core.errors import DatasetRestarted, PermanentError, TemporaryError
-from goreports.core.values import RowChecksum, decode_rows, encode_rows
+from goreports.core.values import (FlatEntry, LightBatch, RowChecksum, RowDecoder,
+                                   encode_row_bytes, entry_batch_bytes)
 from goreports.proto import dataset_pb2 as pb
 
 DONE = "done"
@@ -53,6 +54,8 @@ class DatasetWriter:
         self.generation = 0
         self.rows = 0
         self._buf: list[Sequence[Any]] = []
+        self._enc: list[bytes] = []  # write_encoded: serialized rows and their checksum lines
+        self._lines: list[str] = []
         self._sum = RowChecksum()
         self._ids: deque[str] = deque()
         self._on_progress = on_progress
@@ -75,11 +78,26 @@ class DatasetWriter:
             chunk, self._buf = self._buf[: self.batch_rows], self._buf[self.batch_rows:]
             await self._flush(chunk)
 
+    async def write_encoded(self, rows: Sequence[bytes], lines: Sequence[str]) -> None:
+        """Append rows a producer serialized itself (`Row` bytes) with their checksum lines
+        (canonical cells joined by tabs); they leave in batches of `batch_rows`. Not to be
+        mixed with `write` in one dataset."""
+        self._enc.extend(rows)
+        self._lines.extend(lines)
+        while len(self._enc) >= self.batch_rows:
+            n = self.batch_rows
+            chunk, self._enc = self._enc[:n], self._enc[n:]
+            text, self._lines = self._lines[:n], self._lines[n:]
+            await self._flush_encoded(chunk, text)
+
     async def close(self) -> tuple[int, str]:
         """Flush, write the end marker; return (row count, checksum)."""
         if self._buf:
             chunk, self._buf = self._buf, []
             await self._flush(chunk)
+        if self._enc:
+            (chunk, self._enc), (text, self._lines) = (self._enc, []), (self._lines, [])
+            await self._flush_encoded(chunk, text)
         await self._check_superseded()
         end = pb.DatasetEnd(generation=self.generation, row_count=self.rows,
                             checksum=self._sum.hexdigest())
@@ -100,10 +118,23 @@ class DatasetWriter:
         return self._sum.hexdigest()
 
     async def _flush(self, chunk: list[Sequence[Any]]) -> None:
-        batch = pb.RowBatch(generation=self.generation, first_row=self.rows, rows=encode_rows(chunk))
+        # Serialized by the fast codec (goreports.core.values): the same bytes as
+        # pb.DatasetEntry(batch=pb.RowBatch(...)).SerializeToString(), a column at a time.
+        data = entry_batch_bytes(encode_row_bytes(chunk), generation=self.generation,
+                                 first_row=self.rows)
         self._sum.update(chunk)
-        self.rows += len(chunk)
-        await self._add(pb.DatasetEntry(batch=batch))
+        await self._sent(data, len(chunk))
+
+    async def _flush_encoded(self, chunk: list[bytes], lines: list[str]) -> None:
+        data = entry_batch_bytes(chunk, generation=self.generation, first_row=self.rows)
+        self._sum.update_lines(lines)
+        await self._sent(data, len(chunk))
+
+    async def _sent(self, data: bytes, rows: int) -> None:
+        self.rows += rows
+        # The stream's expiry is set with the header and the end marker and renewed every 64
+        # batches in between: an EXPIRE with every batch made each XADD a pipeline of two.
+        await self._add_bytes(data, ttl=self._flushes % 64 == 0)
         if self._on_progress is not None:
             await self._on_progress(self.rows)
         self._flushes += 1
@@ -113,7 +144,10 @@ class DatasetWriter:
             await self._throttle()
 
     async def _add(self, entry: pb.DatasetEntry) -> None:
-        entry_id = await self.bus.stream_add(self.stream, entry.SerializeToString(), ttl=self.ttl)
+        await self._add_bytes(entry.SerializeToString())
+
+    async def _add_bytes(self, data: bytes, *, ttl: bool = True) -> None:
+        entry_id = await self.bus.stream_add(self.stream, data, ttl=self.ttl if ttl else None)
         self._ids.append(entry_id)
 
     async def _check_cancelled(self) -> None:
@@ -192,7 +226,8 @@ class DatasetReader:
         self.generation: int | None = None
         self.rows = 0
         self.checksum = ""
-        self._pending: list[tuple[str, pb.DatasetEntry]] = []
+        self._pending: list[tuple[str, _Entry]] = []
+        self._decoder = RowDecoder([])
         self._after = "0"
         self._asked_rerun = False
 
@@ -206,7 +241,7 @@ class DatasetReader:
             entries = self._pending or await self._next_entries()
             self._pending = []
             for i, (_, entry) in enumerate(entries):
-                if entry.WhichOneof("kind") == "header":
+                if entry.kind == "header":
                     self._take_header(entry.header)
                     self._pending = entries[i + 1:]  # what followed the header, for batches()
                     break
@@ -215,25 +250,46 @@ class DatasetReader:
 
     async def batches(self) -> AsyncIterator[list[list[Any]]]:
         """Row batches of the current generation until its end marker (verified)."""
+        async for batch in self._batches(light=False):
+            yield batch  # type: ignore[misc]
+
+    async def light_batches(self) -> AsyncIterator[LightBatch | list[list[Any]]]:
+        """Like `batches`, but a batch comes as a `LightBatch` (columns with decimals and
+        dates as their wire text, see RowDecoder.light) when it has the header's shape; as
+        rows otherwise. For consumers that write text (the Excel generator)."""
+        async for batch in self._batches(light=True):
+            yield batch
+
+    async def _batches(self, *, light: bool) -> AsyncIterator[LightBatch | list[list[Any]]]:
         if self.generation is None:
             await self.open()
         checksum = RowChecksum()
+        decoder = self._decoder
         while True:
             entries, self._pending = (self._pending, []) if self._pending else (await self._next_entries(), [])
             for entry_id, entry in entries:
-                kind = entry.WhichOneof("kind")
+                kind = entry.kind
                 if kind == "header":
+                    assert entry.header is not None
                     if entry.header.generation != self.generation:
                         raise DatasetRestarted(
                             f"dataset {self.dataset!r} was restarted by {entry.header.producer_step}")
                 elif kind == "batch":
+                    assert entry.batch is not None
                     if entry.batch.generation != self.generation:
                         continue
-                    rows = decode_rows(entry.batch.rows)
+                    got = decoder.light(entry.batch.rows) if light else None
+                    if got is not None:
+                        columns, lines = got
+                        checksum.update_lines(lines)
+                        self.rows += len(lines)
+                        yield LightBatch(columns, len(lines))
+                        continue
+                    rows = decoder.rows(entry.batch.rows)
                     checksum.update(rows)
                     self.rows += len(rows)
                     yield rows
-                elif kind == "end" and entry.end.generation == self.generation:
+                elif kind == "end" and entry.end is not None and entry.end.generation == self.generation:
                     self._verify(entry.end, checksum)
                     await self.bus.hash_set(self.bus.keys.cursors(self.stream), self.reader, DONE)
                     return
@@ -248,6 +304,7 @@ class DatasetReader:
     def _take_header(self, header: pb.DatasetHeader) -> None:
         self.generation = header.generation
         self.columns = list(header.columns)
+        self._decoder = RowDecoder([c.type for c in self.columns])
         if header.producer_step:
             self.producer_step = header.producer_step
 
@@ -269,21 +326,32 @@ class DatasetReader:
                                  f"is known to write it again")
         await self._request_rerun(self.producer_step)
 
-    async def _next_entries(self) -> list[tuple[str, pb.DatasetEntry]]:
+    async def _next_entries(self) -> list[tuple[str, _Entry]]:
         waited = 0.0
         while True:
             raw = await self.bus.stream_read(self.stream, self._after, 64, 1000)
             if raw:
                 self._after = raw[-1][0]
-                out = []
-                for entry_id, data in raw:
-                    e = pb.DatasetEntry()
-                    e.ParseFromString(data)
-                    out.append((entry_id, e))
-                return out
+                return [(entry_id, _Entry(data)) for entry_id, data in raw]
             waited += 1.0
             if self._is_cancelled is not None and await self._is_cancelled():
                 raise PermanentError(f"report cancelled while reading {self.dataset!r}",
                                      reason="Cancelled")
             if self.wait_timeout is not None and waited >= self.wait_timeout:
                 raise TemporaryError(f"no data on dataset {self.dataset!r} for {waited:.0f}s")
+
+
+class _Entry:
+    """A stream entry, parsed so that a batch's rows stay serialized rows (the reader's
+    RowDecoder decodes them a column at a time) while header and end marker are messages."""
+
+    __slots__ = ("kind", "header", "batch", "end")
+
+    def __init__(self, data: bytes) -> None:
+        flat = FlatEntry.FromString(data)
+        self.header = pb.DatasetHeader.FromString(flat.header) if flat.HasField("header") else None
+        self.batch = flat.batch if flat.HasField("batch") else None
+        self.end = pb.DatasetEnd.FromString(flat.end) if flat.HasField("end") else None
+        # a oneof: writers set exactly one of the three
+        self.kind = ("end" if self.end is not None else "batch" if self.batch is not None
+                     else "header" if self.header is not None else None)

@@ -17,6 +17,11 @@ Why it looks like this:
   read timeout so such a pause does not drop the connection.
 - Typed. Column types come from the server's column metadata, not from values
   (goreports.workers.collectors._mysql_types has the table).
+- Fast. Rows go to the wire without becoming Python values where that only costs time: DECIMAL,
+  DATE and DATETIME cells are read as the server's text and serialized as they come, with a
+  leaner row parser than PyMySQL's (goreports.workers.collectors._mysql_wire). Reading a result
+  this way costs less than PyMySQL's plain fetch of it. Not with `use_cache` (the cache keeps
+  Python rows).
 - Parameters are bound by the driver (`%(name)s`), never formatted into the text.
 - Keyset pagination on request (`use_pagination`, `pagination_key`, `page_size`), never OFFSET;
   see _mysql_sql for the SQL and the key's requirements (unique, non-null, sortable).
@@ -52,6 +57,8 @@ from goreports.workers.collectors._mysql_sql import (AFTER_PARAM, PAGE_ALIAS, St
                                                      error_kind, escape_percent, keyset_page)
 from goreports.workers.collectors._mysql_types import (Convert, FieldInfo, columns_for,
                                                        convert_rows, split_hint)
+from goreports.workers.collectors._mysql_wire import (EncodedRows, RowEncoder, fast_row_reader,
+                                                      raw_columns)
 from goreports.core.credentials import CredentialStore
 from goreports.workers.registry import stage
 from goreports.workers.stage import StageContext, StageResult
@@ -214,20 +221,42 @@ class _Session:
             return [FieldInfo.from_packet(p) for p in packets]
         return [FieldInfo.from_description(d) for d in cur.description]
 
+    def encoder(self, fields: list[FieldInfo], columns: list[dataset_pb2.Column],
+                converters: list[Convert | None], keep: int | None = None) -> RowEncoder:
+        """A RowEncoder for the open statement: DECIMAL, DATE and DATETIME columns are read as
+        the server's text (their driver converters are switched off for this result; see
+        goreports.workers.collectors._mysql_wire)."""
+        raw = raw_columns(fields, columns, converters, keep)
+        result = getattr(self.cursor, "_result", None)
+        driver = getattr(result, "converters", None)  # PyMySQL: [(encoding, converter)]
+        if not isinstance(driver, list) or len(driver) != len(raw):
+            raw = [None] * len(raw)  # a driver we do not know: its values, as they come
+        else:
+            for i, kind in enumerate(raw):
+                if kind is not None:
+                    driver[i] = (driver[i][0], None)
+            if callable(getattr(result, "_read_row_from_packet", None)):
+                result._read_row_from_packet = fast_row_reader(driver)  # type: ignore[union-attr]
+        return RowEncoder(raw, converters)
+
     async def fetch(self, n: int, converters: Sequence[Convert | None], key: int | None,
-                    query: str) -> tuple[list[Any], list[list[Any]]]:
-        """Up to n rows of the open statement: (raw pagination keys, converted rows)."""
+                    query: str, encoder: RowEncoder | None = None
+                    ) -> tuple[list[Any], list[list[Any]] | EncodedRows]:
+        """Up to n rows of the open statement: (raw pagination keys, converted rows, or rows
+        ready for the wire when an encoder is given)."""
         try:
-            return await asyncio.to_thread(self._fetch, n, converters, key)
+            return await asyncio.to_thread(self._fetch, n, converters, key, encoder)
         except (pymysql.err.Error, OSError) as e:
             self.clean = False
             raise _fail(self.target, query, e) from None
 
-    def _fetch(self, n: int, converters: Sequence[Convert | None], key: int | None
-               ) -> tuple[list[Any], list[list[Any]]]:
+    def _fetch(self, n: int, converters: Sequence[Convert | None], key: int | None,
+               encoder: RowEncoder | None) -> tuple[list[Any], list[list[Any]] | EncodedRows]:
         assert self.cursor is not None
         raw = self.cursor.fetchmany(n)
         keys = [r[key] for r in raw] if key is not None else []
+        if encoder is not None:
+            return keys, encoder.encode(raw)
         return keys, convert_rows(raw, converters)
 
     async def finish(self, query: str) -> None:
@@ -292,12 +321,20 @@ class _Sink:
         if self.cache is not None:
             await self.cache.start(columns)
 
-    async def write(self, rows: list[list[Any]]) -> None:
+    @property
+    def encodes(self) -> bool:
+        """Whether rows may arrive encoded (the cache stores Python rows)."""
+        return self.cache is None
+
+    async def write(self, rows: list[list[Any]] | EncodedRows) -> None:
         if not rows:
             return
-        await self.writer.write(rows)
-        if self.cache is not None:
-            await self.cache.add(rows)
+        if isinstance(rows, EncodedRows):
+            await self.writer.write_encoded(rows.rows, rows.lines)
+        else:
+            await self.writer.write(rows)
+            if self.cache is not None:
+                await self.cache.add(rows)
         self.batches += 1
         if self.batches % CANCEL_CHECK_BATCHES == 0 and await self.ctx.is_cancelled():
             raise PermanentError(f"report cancelled while reading query {self.query.name!r}",
@@ -319,8 +356,9 @@ async def _read_all(session: _Session, sql: str, params: dict[str, Any], batch: 
         raise _no_rows(query, session.target)
     columns, converters = columns_for(fields)
     await sink.open(columns)
+    encoder = session.encoder(fields, columns, converters) if sink.encodes else None
     while True:
-        _, rows = await session.fetch(batch, converters, None, query.name)
+        _, rows = await session.fetch(batch, converters, None, query.name, encoder)
         await sink.write(rows)
         if len(rows) < batch:
             break
@@ -336,6 +374,7 @@ async def _read_pages(session: _Session, sql: str, params: dict[str, Any], batch
     after: Any = _NOTHING
     key_index: int | None = None
     converters: list[Convert | None] = []
+    columns: list[dataset_pb2.Column] = []
     pages = 0
     while True:
         page_params = dict(params)
@@ -356,11 +395,13 @@ async def _read_pages(session: _Session, sql: str, params: dict[str, Any], batch
             key_index = _key_index(fields, key, query)
             columns, converters = columns_for(fields)
             await sink.open(columns)
+        encoder = (session.encoder(fields, columns, converters, keep=key_index)
+                   if sink.encodes else None)
         pages += 1
         got, last = 0, _NOTHING
         while got <= page_size:  # the page plus one row: does the key repeat past the page?
             keys, rows = await session.fetch(min(batch, page_size + 1 - got), converters,
-                                             key_index, query.name)
+                                             key_index, query.name, encoder)
             if not rows:
                 break
             for k in keys:

@@ -18,10 +18,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 from decimal import Decimal
 from typing import Any
-
-from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 EXCEL_MAX_CHARS = 32_767  # Excel's limit per cell; longer text is cut (Excel refuses the file)
@@ -29,6 +28,10 @@ EXCEL_MAX_EXACT_INT = 10 ** 15  # Excel keeps 15 significant digits; bigger ints
 EXCEL_MIN_DATE = dt.date(1900, 3, 1)  # earlier dates have no faithful Excel serial number
 DATE_FORMAT = "yyyy-mm-dd"
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
+ERROR_CODES = frozenset(("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A"))
+# Characters an .xlsx cannot hold: XML 1.0 forbids C0 controls other than tab, LF and CR, lone
+# surrogates (no UTF-8 form) and the non-characters U+FFFE and U+FFFF.
+ILLEGAL_CHARACTERS_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 # (value to write, number format or None, force the string type)
 ExcelValue = tuple[Any, "str | None", bool]
