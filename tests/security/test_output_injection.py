@@ -76,11 +76,13 @@ async def test_a_10_mb_cell(fleet: Fleet, hostile_db: Path, tmp_path: Path,
     assert out.phase == "Succeeded", out.status
     ws = openpyxl.load_workbook(out_dir / "big.xlsx", read_only=True).active
     [(rid, text)] = list(ws.iter_rows(min_row=2, values_only=True))
-    assert rid == 1 and len(text) == EXCEL_MAX_CHARS and set(text) == {"x"}
+    kept = text.index("…")
+    assert rid == 1 and len(text) == EXCEL_MAX_CHARS and set(text[:kept]) == {"x"}
+    assert text[kept:] == f"…[truncated {BIG_CELL - kept:,} chars]", text[kept:]
     with open(out_dir / "big.csv", newline="", encoding="utf-8") as f:
         csv.field_size_limit(BIG_CELL * 2)
         [row] = list(csv.DictReader(f))
     assert len(row["txt"]) == BIG_CELL and row["txt"].endswith("tail")
     record("10 MB cell", "one 10,485,760-character text value, to .xlsx and .csv",
-           f".xlsx: cut to Excel's limit of {EXCEL_MAX_CHARS:,} characters (the file stays "
-           "valid; no marker in the cell); .csv: the whole value")
+           f".xlsx: cut to Excel's limit of {EXCEL_MAX_CHARS:,} characters, ending with "
+           "`…[truncated N chars]` (the file stays valid); .csv: the whole value")

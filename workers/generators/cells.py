@@ -54,8 +54,22 @@ def excel_text(text: str) -> ExcelValue:
     cut at Excel's limit, and formula-like text or error codes (`#N/A`) stay plain text."""
     if ILLEGAL_CHARACTERS_RE.search(text):
         text = ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)
-    text = text[:EXCEL_MAX_CHARS]
+    if len(text) > EXCEL_MAX_CHARS:
+        text = cut_for_excel(text)
     return text, None, looks_like_formula(text) or text in ERROR_CODES
+
+
+def cut_for_excel(text: str) -> str:
+    """Text longer than Excel's cell limit, cut so that it ends with a visible marker saying how
+    much was dropped: a reader of the sheet must not take a cut value for the whole one (the CSV
+    output of the same dataset keeps it whole)."""
+    dropped = len(text) - EXCEL_MAX_CHARS
+    while True:  # the marker's own length shifts how much is dropped; settles in two rounds
+        marker = f"…[truncated {dropped:,} chars]"
+        keep = EXCEL_MAX_CHARS - len(marker)
+        if len(text) - keep == dropped:
+            return text[:keep] + marker
+        dropped = len(text) - keep
 
 
 def excel_value(value: Any) -> ExcelValue:

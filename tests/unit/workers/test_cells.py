@@ -49,7 +49,11 @@ def test_excel_values_excel_cannot_hold_become_text() -> None:
     assert cells.excel_value(b"\x01\xff")[0] == "01ff"
     assert cells.excel_value({"b": 1, "a": [1]})[0] == '{"a":[1],"b":1}'
     assert cells.excel_value("a\x00b")[0] == "a\ufffdb"
-    assert len(cells.excel_value("x" * 40_000)[0]) == cells.EXCEL_MAX_CHARS
+    long = cells.excel_value("x" * 40_000)[0]
+    assert len(long) == cells.EXCEL_MAX_CHARS
+    kept = long.index("…")
+    assert long[kept:] == f"…[truncated {40_000 - kept:,} chars]" and set(long[:kept]) == {"x"}
+    assert cells.excel_value("y" * cells.EXCEL_MAX_CHARS)[0] == "y" * cells.EXCEL_MAX_CHARS
 
 
 def test_csv_text() -> None:

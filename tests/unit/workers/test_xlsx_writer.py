@@ -16,7 +16,7 @@ from goreports.core import values
 from goreports.proto import tasks_pb2
 from goreports.workers.generators import excel
 from goreports.workers.generators._xlsx import XlsxWriter, column_letter
-from goreports.workers.generators.cells import EXCEL_MAX_CHARS
+from goreports.workers.generators.cells import EXCEL_MAX_CHARS, cut_for_excel
 
 from unit.workers.stagekit import UID, columns, feed, make_ctx
 
@@ -51,7 +51,7 @@ def expected(value: Any) -> Any:
     if isinstance(value, str):
         for bad in ("\x00", "\x01", "\x1f", "\ud800", "\ufffe", "\uffff"):
             value = value.replace(bad, "\ufffd")
-        return value[:EXCEL_MAX_CHARS] or None
+        return (cut_for_excel(value) if len(value) > EXCEL_MAX_CHARS else value) or None
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, dt.datetime):
