@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import errno
 import hashlib
 import mimetypes
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -18,10 +20,23 @@ from goreports.core.errors import PermanentError
 from goreports.proto import events_pb2
 
 
+_CONTROL = re.compile(r"[\x00-\x1f]")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# The mode a new file gets here (read once, at import, before any thread runs).
+_FILE_MODE = 0o666 & ~_umask()
+
+
 def safe_name(name: str) -> str:
     """A file name that stays inside its folder: no separators, no dot-dot, no control chars."""
     if (not name or name in {".", ".."} or "/" in name or "\\" in name or "\x00" in name
-            or name.startswith(".") or any(ord(c) < 32 for c in name) or len(name) > 255):
+            or name.startswith(".") or _CONTROL.search(name) or len(name) > 255):
         raise PermanentError(f"artifact name {name!r} is not a plain file name "
                              f"(no '/', '\\\\', leading '.', or control characters)",
                              reason="InvalidArtifactName")
@@ -52,6 +67,12 @@ class ArtifactStore(abc.ABC):
                   content_type: str | None = None) -> events_pb2.Artifact:
         """Store `source` as the report's artifact `name` (atomically: all or nothing)."""
 
+    async def take(self, uid: str, name: str, source: Path,
+                   content_type: str | None = None) -> events_pb2.Artifact:
+        """`put` for a file the caller hands over and never touches again (a generator's
+        finished temporary file): a store may move it rather than copy it."""
+        return await self.put(uid, name, source, content_type)
+
     @abc.abstractmethod
     async def fetch(self, uid: str, name: str, work_dir: Path) -> Path:
         """A local path with the artifact's bytes (downloaded into work_dir if remote)."""
@@ -74,6 +95,27 @@ class LocalArtifactStore(ArtifactStore):
                   content_type: str | None = None) -> events_pb2.Artifact:
         target = self._path(uid, name)
         return await asyncio.to_thread(self._put, source, target, name, content_type)
+
+    async def take(self, uid: str, name: str, source: Path,
+                   content_type: str | None = None) -> events_pb2.Artifact:
+        target = self._path(uid, name)
+        return await asyncio.to_thread(self._take, source, target, name, content_type)
+
+    def _take(self, source: Path, target: Path, name: str,
+              content_type: str | None) -> events_pb2.Artifact:
+        """A rename on the same file system (atomic, and no second file to create: creating
+        files is a large part of a small report's cost); a copy across file systems."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.chmod(source, _FILE_MODE)  # as a copy would be (a temporary file is 0600)
+            os.replace(source, target)
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                raise
+            return self._put(source, target, name, content_type)
+        size, sha = file_digest(target)
+        return events_pb2.Artifact(name=name, location=target.resolve().as_uri(), size=size,
+                                   sha256=sha, content_type=content_type or content_type_for(name))
 
     def _put(self, source: Path, target: Path, name: str,
              content_type: str | None) -> events_pb2.Artifact:

@@ -64,12 +64,12 @@ class DatasetWriter:
     async def start(self) -> None:
         await self._check_cancelled()  # create no keys for a report that is already gone
         self.generation = time.time_ns()
-        await self.bus.hash_set(self.bus.keys.cursors(self.stream), "__producer__", self.step)
-        await self.bus.delete_marker(_gen_key(self.stream))
-        await self.bus.set_marker(_gen_key(self.stream), str(self.generation), ttl=self.ttl)
         header = pb.DatasetHeader(dataset=self.dataset, columns=self.columns,
                                   generation=self.generation, producer_step=self.step)
-        await self._add(pb.DatasetEntry(header=header))
+        self._ids.append(await self.bus.stream_begin(
+            self.stream, pb.DatasetEntry(header=header).SerializeToString(), ttl=self.ttl,
+            generation_key=_gen_key(self.stream), generation=self.generation,
+            cursors_key=self.bus.keys.cursors(self.stream), producer=self.step))
 
     async def write(self, rows: Sequence[Sequence[Any]]) -> None:
         """Append rows; they leave in batches of `batch_rows`."""
@@ -92,17 +92,30 @@ class DatasetWriter:
 
     async def close(self) -> tuple[int, str]:
         """Flush, write the end marker; return (row count, checksum)."""
+        tail: list[bytes] = []  # the last batch and the end marker leave together
         if self._buf:
             chunk, self._buf = self._buf, []
-            await self._flush(chunk)
+            tail.append(entry_batch_bytes(encode_row_bytes(chunk), generation=self.generation,
+                                          first_row=self.rows))
+            self._sum.update(chunk)
+            self.rows += len(chunk)
         if self._enc:
             (chunk, self._enc), (text, self._lines) = (self._enc, []), (self._lines, [])
-            await self._flush_encoded(chunk, text)
-        await self._check_superseded()
+            tail.append(entry_batch_bytes(chunk, generation=self.generation, first_row=self.rows))
+            self._sum.update_lines(text)
+            self.rows += len(chunk)
         end = pb.DatasetEnd(generation=self.generation, row_count=self.rows,
                             checksum=self._sum.hexdigest())
         end.finished_at.GetCurrentTime()
-        await self._add(pb.DatasetEntry(end=end))
+        tail.append(pb.DatasetEntry(end=end).SerializeToString())
+        ids = await self.bus.stream_end(self.stream, tail, ttl=self.ttl,
+                                        generation_key=_gen_key(self.stream),
+                                        generation=self.generation)
+        if ids is None:
+            raise Superseded(f"dataset {self.dataset!r} was restarted by a newer run of {self.step}")
+        self._ids.extend(ids)
+        if len(tail) > 1 and self._on_progress is not None:
+            await self._on_progress(self.rows)
         self.closed = True
         return self.rows, self._sum.hexdigest()
 

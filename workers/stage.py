@@ -45,7 +45,9 @@ class StageContext:
     # Asks the producer of a trimmed dataset to run again (see goreports.core.datasets).
     request_rerun: Callable[[str], Awaitable[None]]
     is_cancelled: Callable[[], Awaitable[bool]]
-    _last_progress: float = 0.0
+    # From the start: the Running event says "started", so a progress event within the first
+    # second would only repeat it (and cost a round trip per small report).
+    _last_progress: float = field(default_factory=time.monotonic)
 
     @property
     def report(self) -> job_pb2.ReportRef:

@@ -11,10 +11,15 @@ runs against both. Semantics the runtime relies on:
   `touch` keeps a long job's claim alive.
 - `retry` moves a job to the delayed set and acknowledges the delivery atomically;
   `promote_due` puts due jobs back on their streams.
+- `start_job` / `finish_job` (what a worker does around a stage) and `stream_begin` /
+  `stream_end` (a dataset's first and last writes) are the single steps above merged: the
+  base class composes them from those steps, RedisBus runs each as one script, because a
+  small report's cost is mostly round trips.
 """
 from __future__ import annotations
 
 import abc
+import enum
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -31,6 +36,15 @@ class Delivery:
     pattern: str
     job: job_pb2.Job
     deliveries: int = 1
+
+
+class Start(str, enum.Enum):
+    """What `Bus.start_job` found before a stage may run."""
+
+    STARTED = "started"      # lease taken (when asked for), Running event appended
+    CANCELLED = "cancelled"  # the report is cancelled or failed
+    DONE = "done"            # the step's effect is already done (a re-delivery)
+    BUSY = "busy"            # another worker holds the step's lease
 
 
 @dataclass(frozen=True)
@@ -90,6 +104,42 @@ class Bus(abc.ABC):
                        next_marker: str | None, done_marker: str | None) -> None:
         """Atomically: publish next (once, by next_marker), set done_marker, acknowledge."""
 
+    async def start_job(self, *, cancelled: str | None, done_marker: str | None,
+                        lease: str | None, holder: str, lease_ttl: int,
+                        event: events_pb2.StageEvent | None) -> tuple[Start, str | None]:
+        """The checks before a stage runs, in this order, as one round trip where the bus
+        can (a small report's stage is dominated by round trips): the `cancelled` key is set
+        (CANCELLED, with its value), the `done_marker` is set (DONE), `lease` is held by
+        someone else (BUSY); otherwise take `lease` for `holder` and append `event` (STARTED).
+        None skips a check."""
+        if cancelled is not None:
+            value = await self.get_marker(cancelled)
+            if value is not None:
+                return Start.CANCELLED, value
+        if done_marker is not None and await self.get_marker(done_marker):
+            return Start.DONE, None
+        if lease is not None and not await self.set_marker(lease, holder, ttl=lease_ttl):
+            return Start.BUSY, None
+        if event is not None:
+            await self.emit(event)
+        return Start.STARTED, None
+
+    async def finish_job(self, delivery: Delivery, *, event: events_pb2.StageEvent | None,
+                         next_job: job_pb2.Job | None, next_marker: str | None,
+                         done_marker: str | None, lease: str | None,
+                         cancelled: str | None) -> str | None:
+        """A stage's success, as one round trip where the bus can: append `event`
+        (Succeeded), `complete` (publish next once, mark done, acknowledge: atomic as
+        always), drop `lease`, and return the value of the `cancelled` key (None when unset
+        or not asked): a report cancelled while its step ran has data left to delete."""
+        if event is not None:
+            await self.emit(event)
+        await self.complete(delivery, next_job=next_job, next_marker=next_marker,
+                            done_marker=done_marker)
+        if lease is not None:
+            await self.delete_marker(lease)
+        return None if cancelled is None else await self.get_marker(cancelled)
+
     @abc.abstractmethod
     async def retry(self, delivery: Delivery, job: job_pb2.Job, delay: float) -> None:
         """Atomically: schedule `job` (attempt raised) after `delay` seconds and acknowledge."""
@@ -143,6 +193,26 @@ class Bus(abc.ABC):
     @abc.abstractmethod
     async def stream_add(self, key: str, data: bytes, ttl: int | None = None) -> str:
         """Append an entry; `ttl` (seconds) is applied to the stream key."""
+
+    async def stream_begin(self, key: str, header: bytes, *, ttl: int, generation_key: str,
+                           generation: int, cursors_key: str, producer: str) -> str:
+        """Start a generation of a dataset stream, in one round trip where the bus can:
+        name the producer in the cursors hash, make `generation` the current one (the latest
+        start wins) and append `header`; return its entry id."""
+        await self.hash_set(cursors_key, "__producer__", producer)
+        await self.delete_marker(generation_key)
+        await self.set_marker(generation_key, str(generation), ttl=ttl)
+        return await self.stream_add(key, header, ttl=ttl)
+
+    async def stream_end(self, key: str, entries: Sequence[bytes], *, ttl: int,
+                         generation_key: str, generation: int) -> list[str] | None:
+        """Append a generation's last entries (its last batch and end marker), in one round
+        trip where the bus can, unless a newer generation has started: then append nothing
+        and return None."""
+        current = await self.get_marker(generation_key)
+        if current is not None and int(current) > generation:
+            return None
+        return [await self.stream_add(key, e, ttl=ttl) for e in entries]
 
     @abc.abstractmethod
     async def stream_read(self, key: str, after_id: str, count: int, block_ms: int
@@ -214,4 +284,5 @@ def _id_tuple(i: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-__all__: Sequence[str] = ["Bus", "Delivery", "Backlog", "DeadLetter", "job_stream", "entry_id_less"]
+__all__: Sequence[str] = ["Bus", "Delivery", "Backlog", "DeadLetter", "Start", "job_stream",
+                          "entry_id_less"]

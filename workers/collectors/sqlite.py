@@ -7,8 +7,9 @@ database server. Why it looks like this:
   and an authorizer allows nothing but reading (SELECT, column reads, functions, recursive CTEs),
   so an INSERT, ATTACH or PRAGMA fails at prepare time with the query's name in the error.
   All queries run in one read transaction, so the datasets of one report agree with each other.
-- Streaming: rows leave with `fetchmany(batch_rows)`; every blocking sqlite call runs in a
-  thread (`asyncio.to_thread`) so the event loop keeps serving heartbeats.
+- Streaming: rows leave with `fetchmany(batch_rows)`; every sqlite call that can block
+  (connect, execute with its first fetch, later fetches) runs in a thread (`asyncio.to_thread`)
+  so the event loop keeps serving heartbeats; a report that fits in one batch costs two hops.
 
 Column types. SQLite is dynamically typed and the driver reports no types in
 `cursor.description`. The driver's own answer (`detect_types` with `register_converter`) was
@@ -226,6 +227,13 @@ def _fail(query: tasks_pb2.Query, db: str, e: Exception) -> Exception:
     return PermanentError(f"query {query.name!r} on {db} failed: {text}", reason="QueryFailed")
 
 
+def _execute(conn: sqlite3.Connection, sql: str, params: dict[str, Any], batch: int
+             ) -> tuple[sqlite3.Cursor, list[tuple[Any, ...]]]:
+    """Run a query and fetch its first batch: one thread hop (most reports fit in one batch)."""
+    cur = conn.execute(sql, params)
+    return cur, (cur.fetchmany(batch) if cur.description is not None else [])
+
+
 async def _collect(conn: sqlite3.Connection, db: str, query: tasks_pb2.Query, batch: int,
                    ctx: StageContext) -> int:
     if not query.output.dataset.stream:
@@ -233,13 +241,12 @@ async def _collect(conn: sqlite3.Connection, db: str, query: tasks_pb2.Query, ba
                              reason="InvalidTask")
     params = bind_parameters(query)
     try:
-        cur = await asyncio.to_thread(conn.execute, query.sql, params)
-        if cur.description is None:
-            raise PermanentError(f"query {query.name!r} on {db} returns no rows: only SELECT "
-                                 f"statements can feed a dataset", reason="StatementRefused")
-        first = await asyncio.to_thread(cur.fetchmany, batch)
+        cur, first = await asyncio.to_thread(_execute, conn, query.sql, params, batch)
     except (sqlite3.Error, sqlite3.Warning) as e:
         raise _fail(query, db, e) from None
+    if cur.description is None:
+        raise PermanentError(f"query {query.name!r} on {db} returns no rows: only SELECT "
+                             f"statements can feed a dataset", reason="StatementRefused")
     names, hints = zip(*(split_hint(d[0]) for d in cur.description))
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -285,7 +292,7 @@ async def collect_sqlite(task: tasks_pb2.SqliteCollector, ctx: StageContext) -> 
             total += await _collect(conn, task.database, query, batch, ctx)
     except BaseException:
         conn.interrupt()  # a fetch may still run in its thread (cancellation): stop it
-        raise
-    finally:
         await asyncio.to_thread(conn.close)
+        raise
+    conn.close()  # nothing runs on it any more, and a read-only close does no I/O: no thread
     return StageResult(rows=total)

@@ -81,8 +81,8 @@ async def dispatch_local(task: tasks_pb2.LocalDispatcher, ctx: StageContext) -> 
         raise PermanentError(f"the local dispatcher to {task.path!r} names no artifacts",
                              reason="InvalidTask")
     folder = Path(task.path)
-    work = ctx.work_dir.resolve()
     remote = not isinstance(ctx.artifacts, LocalArtifactStore)
+    work = ctx.work_dir.resolve() if remote else None
     delivered = []
     for ref in task.artifacts:
         name = safe_name(ref.name)
@@ -90,7 +90,7 @@ async def dispatch_local(task: tasks_pb2.LocalDispatcher, ctx: StageContext) -> 
         try:
             artifact = await asyncio.to_thread(deliver, source, folder, name)
         finally:
-            if remote and source.resolve().is_relative_to(work):  # our download: drop it
+            if work is not None and source.resolve().is_relative_to(work):  # our download: drop it
                 source.unlink(missing_ok=True)
         delivered.append(artifact)
         ctx.log.info("delivered %s to %s (%d bytes)", name, artifact.location, artifact.size)
