@@ -270,11 +270,20 @@ def validator(bus: RedisBus, tmp_path: Path, **kw: Any) -> tasks_pb2.JwtValidato
 async def run_validator(bus: RedisBus, db: MariaDB, task: tasks_pb2.JwtValidator,
                         tmp_path: Path) -> Any:
     ctx = ctx_for(tmp_path, "validate", bus, batch_rows=100, window_batches=4)
-    return await asyncio.wait_for(asyncio.gather(
+    tasks = [asyncio.ensure_future(c) for c in (
         load(bus, db, [("orders", ORDERS_SQL, ORDER_COLUMNS),
                        ("customers", CUSTOMERS_SQL, CUSTOMER_COLUMNS)], readers=["validate"]),
         validate_jwt(task, ctx),
-        read(bus, task.outputs[0].dataset), read(bus, task.outputs[1].dataset)), 60)
+        read(bus, task.outputs[0].dataset), read(bus, task.outputs[1].dataset))]
+    try:
+        return await asyncio.wait_for(asyncio.gather(*tasks), 60)
+    finally:
+        # When the validator refuses, the producer and the readers are still waiting on Redis:
+        # stop them here, with a bound (a cancellation can be lost inside the Redis client's
+        # blocking read under load), instead of leaving them to the event loop's teardown.
+        for t in tasks:
+            t.cancel()
+        await asyncio.wait(tasks, timeout=5)
 
 
 async def test_validator_filter_keeps_what_sql_where_keeps(loaded: MariaDB, bus: RedisBus,
