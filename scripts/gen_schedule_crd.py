@@ -14,13 +14,15 @@ copies the same spec schema), then scripts/sync_chart_crds.sh.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _crdgen  # noqa: E402  (the sibling module shared by the CRD generators)
 
 ROOT = Path(__file__).resolve().parent.parent
 CRDS = ROOT / "deploy" / "crds"
@@ -282,21 +284,8 @@ def render(rr_crd: dict[str, Any] | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true",
-                        help="exit 1 if the committed file differs from the generated one")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        current = TARGET.read_text(encoding="utf-8") if TARGET.exists() else ""
-        if current != text:
-            print(f"{TARGET.relative_to(ROOT)} is stale: run python scripts/gen_schedule_crd.py",
-                  file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(text, encoding="utf-8")
-    print(f"wrote {TARGET.relative_to(ROOT)}")
-    return 0
+    return _crdgen.main(argv, description=__doc__.splitlines()[0], render=render, target=TARGET,
+                        root=ROOT, script="gen_schedule_crd.py")
 
 
 if __name__ == "__main__":
