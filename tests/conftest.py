@@ -14,6 +14,8 @@ TESTS = Path(__file__).resolve().parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
+from goreports.core.bus.base import Bus  # noqa: E402
+from goreports.core.bus.memory import MemoryBus  # noqa: E402
 from goreports.core.bus.redis import RedisBus  # noqa: E402
 from goreports.core.keys import Keys  # noqa: E402
 from support.servers import RedisServer  # noqa: E402
@@ -32,6 +34,21 @@ async def bus(redis_client: aioredis.Redis) -> AsyncIterator[RedisBus]:
     """A RedisBus on the session's redis-server, emptied for this test."""
     b = RedisBus(redis_client, Keys("goreports"))
     yield b
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def either_bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
+    """The in-process bus, then a RedisBus on the session's redis-server: one contract, two
+    implementations."""
+    if request.param == "memory":
+        yield MemoryBus(Keys("t"))
+        return
+    server = request.getfixturevalue("redis_server")
+    host, port = server.addr.split(":")
+    client = aioredis.Redis(host=host, port=int(port))
+    await client.flushall()
+    yield RedisBus(client, Keys("t"))
+    await client.aclose()
 
 
 @pytest.fixture

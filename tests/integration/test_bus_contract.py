@@ -3,29 +3,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import AsyncIterator
 
 import pytest
-import redis.asyncio as aioredis
 
 from goreports.core.bus.base import Bus
-from goreports.core.bus.memory import MemoryBus
-from goreports.core.bus.redis import RedisBus
-from goreports.core.keys import Keys
 from goreports.proto import events_pb2, job_pb2
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
-    if request.param == "memory":
-        yield MemoryBus(Keys("t"))
-        return
-    server = request.getfixturevalue("redis_server")
-    host, port = server.addr.split(":")
-    client = aioredis.Redis(host=host, port=int(port))
-    await client.flushall()
-    yield RedisBus(client, Keys("t"))
-    await client.aclose()
+@pytest.fixture
+def bus(either_bus: Bus) -> Bus:
+    """Every test here runs against both buses (`either_bus`, tests/conftest.py)."""
+    return either_bus
 
 
 def job(name: str = "collect", uid: str = "u1", nxt: job_pb2.Job | None = None) -> job_pb2.Job:
