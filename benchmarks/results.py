@@ -83,23 +83,12 @@ def markdown_table(figures: Sequence[Figure]) -> str:
 
 def machine(root: Path) -> dict[str, str]:
     """What the figures depend on: cores, CPU, RAM, load, commit, versions."""
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = ""
-    try:
-        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))  # type: ignore[union-attr]
-        ram = f"{kb / 2 ** 20:.1f} GiB"
-    except (OSError, AttributeError):
-        pass
+    from support.machine import cpu_model, ram_gib  # tests/ is on sys.path once harness is loaded
+    ram = ram_gib()
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     return {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "nproc": str(os.cpu_count()), "cpu": cpu or platform.processor(), "ram": ram,
+            "nproc": str(os.cpu_count()), "cpu": cpu_model(),
+            "ram": f"{ram:.1f} GiB" if ram is not None else "",
             "load": load, "commit": _git(root), "python": platform.python_version(),
             "redis": _version(["redis-server", "--version"]),
             "mariadb": _version(["mariadbd", "--version"], "/usr/sbin/mariadbd")}

@@ -24,8 +24,8 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+from harness import ROOT, MariaDB, RedisServer, log  # noqa: E402,I001 (puts tests/ on sys.path)
 import results  # noqa: E402
-from harness import ROOT, MariaDB, RedisServer, log  # noqa: E402
 
 FIGURES = ("large", "chain", "operator", "scaling", "formats")
 QUICK_ROWS = [2_000]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sqlite3
 import datetime as dt
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from security._fleet import Fleet
+from support.machine import describe
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS_ENV = "GOREPORTS_SECURITY_RESULTS"
@@ -65,7 +65,7 @@ def record(request: pytest.FixtureRequest, _results_file: Path) -> Record:
         row = {"area": area, "input": given, "outcome": outcome,
                "test": request.node.nodeid.split("tests/", 1)[-1],
                "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-               "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} cpu)", **extra}
+               "machine": describe(), **extra}
         with open(_results_file, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
     return write

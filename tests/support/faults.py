@@ -12,7 +12,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import platform
 import re
 import signal
 import subprocess
@@ -22,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from support.machine import describe
 from support.servers import RedisServer, free_port, require_binary, wait_port
 from support.smtp import Collector
 
@@ -214,32 +214,13 @@ class Outcome:
     machine: str = ""
 
 
-def machine() -> str:
-    """A short description of this machine for the table (CPU model, cores, memory)."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f", {kb / 1024 / 1024:.0f} GiB"
-    except (OSError, ValueError, IndexError):
-        pass
-    return f"{os.cpu_count()} x {model}{mem}, {platform.system()} {platform.release()}"
-
-
 class Results:
     """Appends outcomes as JSON lines; one `run` id per test session."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.run = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + f"-{os.getpid()}"
-        self.machine = machine()
+        self.machine = describe()
 
     def record(self, outcome: Outcome) -> None:
         outcome.run = self.run
