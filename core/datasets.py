@@ -18,8 +18,9 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
 from goreports.core.bus.base import Bus, entry_id_less
 from goreports.core.errors import DatasetRestarted, PermanentError, TemporaryError
-from goreports.core.values import (FlatEntry, LightBatch, RowChecksum, RowDecoder,
-                                   encode_row_bytes, entry_batch_bytes)
+from goreports.core.rowcodec import (FlatEntry, LightBatch, RowDecoder, encode_row_bytes,
+                                     entry_batch_bytes)
+from goreports.core.values import RowChecksum
 from goreports.proto import dataset_pb2 as pb
 
 DONE = "done"

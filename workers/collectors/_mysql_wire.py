@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 from pymysql import converters as pymysql_converters
 from pymysql.constants import FIELD_TYPE
 
-from goreports.core import values
+from goreports.core import rowcodec, values
 from goreports.workers.collectors._mysql_types import Convert, FieldInfo
 
 RAW_TYPES = {FIELD_TYPE.DECIMAL: values.DECIMAL, FIELD_TYPE.NEWDECIMAL: values.DECIMAL,
@@ -66,7 +66,7 @@ def raw_columns(fields: Sequence[FieldInfo], columns: Sequence[Any],
 def _general(col: Sequence[Any], convert: Convert | None) -> Cells:
     if convert is not None:
         col = [v if v is None else convert(v) for v in col]
-    return values.encode_column(col), values.canonical_column(col)
+    return rowcodec.encode_column(col), values.canonical_column(col)
 
 
 def _driver_value(kind: int, text: str) -> Any:
@@ -74,9 +74,9 @@ def _driver_value(kind: int, text: str) -> Any:
 
 
 def _decimals(col: Sequence[Any]) -> Cells:
-    heads, null = values.DEC_HEAD, values.NULL_CELL
+    heads, null = rowcodec.DEC_HEAD, rowcodec.NULL_CELL
     cells = [null if t is None else heads[len(t)] + t.encode() if len(t) < 126
-             else values.encode_column([_driver_value(values.DECIMAL, t)])[0] for t in col]
+             else rowcodec.encode_column([_driver_value(values.DECIMAL, t)])[0] for t in col]
     texts = ["\\N" if t is None else (t.rstrip("0").rstrip(".") if "." in t else t)
              if len(t) <= 26 else values.canonical(_driver_value(values.DECIMAL, t)) for t in col]
     return cells, texts
@@ -87,7 +87,7 @@ def _dates(memo: dict[str, tuple[bytes, str]]) -> Callable[[Sequence[Any]], Cell
         hit = memo.get(text)
         if hit is None:
             value = _driver_value(values.DATE, text)  # a date, or the text when invalid
-            hit = values.encode_column([value])[0], values.canonical(value)
+            hit = rowcodec.encode_column([value])[0], values.canonical(value)
             if len(memo) >= _MEMO_LIMIT:
                 memo.clear()
             memo[text] = hit
@@ -99,7 +99,7 @@ def _dates(memo: dict[str, tuple[bytes, str]]) -> Callable[[Sequence[Any]], Cell
     return dates
 
 
-_NULL_PAIR = (values.NULL_CELL, "\\N")
+_NULL_PAIR = (rowcodec.NULL_CELL, "\\N")
 
 
 def _datetime_fast(t: str) -> bool:
@@ -108,9 +108,9 @@ def _datetime_fast(t: str) -> bool:
 
 
 def _datetimes(col: Sequence[Any]) -> Cells:
-    head, null = values.DT_HEAD[19], values.NULL_CELL
+    head, null = rowcodec.DT_HEAD[19], rowcodec.NULL_CELL
     cells = [null if t is None else head + (t[:10] + "T" + t[11:]).encode() if _datetime_fast(t)
-             else values.encode_column([_driver_value(values.DATETIME, t)])[0] for t in col]
+             else rowcodec.encode_column([_driver_value(values.DATETIME, t)])[0] for t in col]
     texts = ["\\N" if t is None else t if _datetime_fast(t)
              else values.canonical(_driver_value(values.DATETIME, t)) for t in col]
     return cells, texts

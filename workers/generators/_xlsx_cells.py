@@ -195,7 +195,7 @@ def formatter(column_type: int, col_fmt: str | None, styles: Styles) -> ColumnFo
     return anything
 
 
-# -- light columns (goreports.core.values.RowDecoder.light) ---------------------------------------
+# -- light columns (goreports.core.rowcodec.RowDecoder.light) -------------------------------------
 #
 # DECIMAL, DATE and DATETIME cells arrive as their wire text, so the Python value is never made:
 # a decimal's exact text is already an Excel number; a date's cell is remembered per distinct
@@ -235,7 +235,7 @@ def light_formatter(column_type: int, col_fmt: str | None, styles: Styles) -> Co
             return EMPTY
         if type(t) is str:
             return slow(parse(t), col_fmt)
-        return slow(t.value, col_fmt)  # values.Other
+        return slow(t.value, col_fmt)  # rowcodec.Other
 
     if column_type == values.DECIMAL:
         s = styles.attr(col_fmt)

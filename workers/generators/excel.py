@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 from goreports.core.artifacts import content_type_for, safe_name
 from goreports.core.errors import PermanentError
-from goreports.core.values import LightBatch
+from goreports.core.rowcodec import LightBatch
 from goreports.proto import dataset_pb2, tasks_pb2
 from goreports.workers.generators._xlsx import InvalidTitle, SheetPart, XlsxWriter
 from goreports.workers.generators._xlsx_cells import ColumnFormatter, formatter, light_formatter
@@ -96,7 +96,7 @@ class _SheetWriter:
         part.begin(self.headers, self.widths, freeze=self.freeze, auto_filter=self.auto_filter)
 
     def append(self, batch: list[list[Any]] | LightBatch) -> None:
-        """A batch of rows, or of light columns (see goreports.core.values.RowDecoder.light)."""
+        """A batch of rows, or of light columns (see goreports.core.rowcodec.RowDecoder.light)."""
         if isinstance(batch, LightBatch):
             count, columns, formatters = batch.count, batch.columns, self.light
         else:

@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from goreports.core import values
+from goreports.core import rowcodec, values
 from goreports.proto import dataset_pb2 as pb
 
 TYPES = [values.STRING, values.INTEGER, values.FLOAT, values.DECIMAL, values.BOOLEAN,
@@ -66,11 +66,11 @@ def same(a: Any, b: Any) -> bool:
 def test_fast_codec_matches_protobuf(data: tuple[list[int], list[tuple[Any, ...]]]) -> None:
     kinds, raw_rows = data
     rows = [list(r) for r in raw_rows]
-    fast = values.encode_row_bytes(rows)
+    fast = rowcodec.encode_row_bytes(rows)
     assert fast == [pb.Row(values=[values.to_value(c) for c in r]).SerializeToString()
                     for r in rows]
     reference = [[values.from_value(v) for v in pb.Row.FromString(r).values] for r in fast]
-    decoder = values.RowDecoder(kinds)
+    decoder = rowcodec.RowDecoder(kinds)
     decoded = decoder.rows(fast)
     assert all(same(a, b) for ra, rb in zip(decoded, reference) for a, b in zip(ra, rb))
 
@@ -84,15 +84,15 @@ def test_fast_codec_matches_protobuf(data: tuple[list[int], list[tuple[Any, ...]
     by_lines.update_lines(light[1])
     assert by_lines.hexdigest() == want and by_lines.count == len(rows)
 
-    body = values.batch_bytes(fast, generation=7, first_row=3)
+    body = rowcodec.batch_bytes(fast, generation=7, first_row=3)
     assert body == pb.RowBatch(generation=7, first_row=3,
                                rows=[pb.Row.FromString(r) for r in fast]).SerializeToString()
 
 
 def test_rows_not_of_the_header_shape_still_decode() -> None:
     rows = [[1, "a"], [2, "b", None]]
-    fast = values.encode_row_bytes(rows)
-    decoder = values.RowDecoder([values.INTEGER, values.STRING])
+    fast = rowcodec.encode_row_bytes(rows)
+    decoder = rowcodec.RowDecoder([values.INTEGER, values.STRING])
     assert decoder.rows(fast) == rows
     assert decoder.light(fast) is None  # the caller decodes rows instead
 
@@ -100,14 +100,14 @@ def test_rows_not_of_the_header_shape_still_decode() -> None:
 def test_non_canonical_encodings_take_the_protobuf_path() -> None:
     """Bytes another protobuf writer may produce (a padded varint, a NULL written as false)."""
     padded = b"\x0a\x04\x18\x82\x80\x00"  # int 1 as a 3-byte varint
-    decoder = values.RowDecoder([values.INTEGER])
+    decoder = rowcodec.RowDecoder([values.INTEGER])
     assert decoder.rows([padded]) == [[1]]
     checksum = values.RowChecksum()
     checksum.update_lines(decoder.light([padded])[1])  # type: ignore[index]
     assert checksum.hexdigest() == old_checksum([[1]])
     empty = b"\x0a\x00"  # a Value with no field set: NULL, in every column type
     for kind in TYPES:
-        decoder = values.RowDecoder([kind])
+        decoder = rowcodec.RowDecoder([kind])
         assert decoder.rows([empty]) == [[None]]
         assert decoder.light([empty]) == ([[None]], ["\\N"])
 

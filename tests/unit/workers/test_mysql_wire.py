@@ -8,7 +8,7 @@ from decimal import Decimal
 from pymysql import converters
 from pymysql.constants import FIELD_TYPE
 
-from goreports.core import values
+from goreports.core import rowcodec, values
 from goreports.workers.collectors._mysql_types import FieldInfo, columns_for
 from goreports.workers.collectors._mysql_wire import RowEncoder, raw_columns
 
@@ -38,8 +38,8 @@ def test_server_text_gives_the_dataset_the_driver_values_give() -> None:
     driver_rows = [[v if v is None or f.type_code not in DRIVER else DRIVER[f.type_code](v)
                     for v, f in zip(r, FIELDS)] for r in RAW]
     assert isinstance(driver_rows[1][2], str)  # a zero date has no Python value: its text
-    decoder = values.RowDecoder([c.type for c in columns])
-    assert decoder.rows(encoded.rows) == decoder.rows(values.encode_row_bytes(driver_rows))
+    decoder = rowcodec.RowDecoder([c.type for c in columns])
+    assert decoder.rows(encoded.rows) == decoder.rows(rowcodec.encode_row_bytes(driver_rows))
     assert decoder.rows(encoded.rows) == driver_rows
     by_values, by_lines = values.RowChecksum(), values.RowChecksum()
     by_values.update(driver_rows)

@@ -12,7 +12,7 @@ from typing import Any
 import openpyxl
 import pytest
 
-from goreports.core import values
+from goreports.core import rowcodec, values
 from goreports.proto import tasks_pb2
 from goreports.workers.generators import excel
 from goreports.workers.generators._xlsx import XlsxWriter, column_letter
@@ -125,8 +125,8 @@ def sheet_xml(tmp_path: Path, name: str, batches: list[Any]) -> str:
 
 def test_light_columns_write_the_same_sheet_as_python_values(tmp_path: Path) -> None:
     rows = [row(i) for i in range(200)] + ODD
-    decoder = values.RowDecoder([c.type for c in COLS])
-    encoded = values.encode_row_bytes(rows)
+    decoder = rowcodec.RowDecoder([c.type for c in COLS])
+    encoded = rowcodec.encode_row_bytes(rows)
     light = decoder.light(encoded)
     assert light is not None
     cols, lines = light
@@ -136,7 +136,7 @@ def test_light_columns_write_the_same_sheet_as_python_values(tmp_path: Path) -> 
     sums[1].update_lines(lines)
     assert sums[0].hexdigest() == sums[1].hexdigest()
     by_values = sheet_xml(tmp_path, "a.xlsx", [decoder.rows(encoded)])
-    by_light = sheet_xml(tmp_path, "b.xlsx", [values.LightBatch(cols, len(rows))])
+    by_light = sheet_xml(tmp_path, "b.xlsx", [rowcodec.LightBatch(cols, len(rows))])
     assert by_light == by_values
 
 
