@@ -375,3 +375,28 @@ def test_name_taken_by_a_foreign_request_then_a_run_left_by_a_crash(op: Operator
     assert op.runs("conflict")[second]["spec"]["description"] == "created before the crash"
     assert not [e for e in op.events("conflict")
                 if e["reason"] == "Created" and second in e["message"]]
+
+
+def test_a_schedule_may_name_a_catalog_template(op: Operator) -> None:
+    """A schedule's report may be a catalog reference (`template: {name, parameters}`): the real
+    API server accepts it, and each run is a ReportRequest carrying that reference, which the
+    report operator resolves when the run is accepted (tests/e2e/test_catalog.py)."""
+    ref = {"name": "sales", "parameters": {"dispatchTo": "email", "region": "EMEA"}}
+    sched = op.apply_schedule("from-catalog", reportTemplate={
+        "metadata": {"labels": {"team": "sales"}}, "spec": {"template": ref}})
+    assert sched["spec"]["reportTemplate"]["spec"]["template"] == ref
+    b1, _ = boundaries(sched, 2)
+    op.wait("Ready condition", lambda: condition(status_of(op, "from-catalog"), "Ready"))
+    op.set_clock(b1 + timedelta(seconds=1))
+    first = logic.child_name("from-catalog", b1)
+    runs = op.wait(f"run {first}", lambda: op.runs_with("from-catalog", first))
+    assert runs[first]["spec"]["template"] == ref
+    assert "steps" not in runs[first]["spec"]
+
+    # Both a template and steps: refused by the API server, as for a ReportRequest.
+    doc = op.get("reportschedule", "from-catalog")
+    doc["spec"]["reportTemplate"]["spec"]["steps"] = (
+        yaml.safe_load(EXAMPLE.read_text())["spec"]["reportTemplate"]["spec"]["steps"])
+    refused = op.kubectl("apply", "-f", "-", input=json.dumps(doc), check=False)
+    assert refused.returncode != 0, refused.stdout
+    assert "set exactly one of steps (a full spec) or template" in refused.stderr, refused.stderr
