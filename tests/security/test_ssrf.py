@@ -109,7 +109,8 @@ async def test_an_oversized_response_is_cut_off(fleet: Fleet, api_server: ApiSer
     assert out.phase == "Failed" and out.reason == "ResponseTooLarge", (out.reason, out.error)
     assert f"maxResponseBytes={limit}" in out.error
     assert api_server.big_sent < api_server.big_bytes  # the client stopped reading early
-    record("oversized HTTP response", f"a 5 MB body streamed without Content-Length, "
+    record("oversized HTTP response", f"a {api_server.big_bytes // 2**20} MiB body streamed "
+           f"without Content-Length, "
            f"maxResponseBytes {limit}",
            f"Failed, ResponseTooLarge after reading ~{limit // 1024} KiB (the server had sent "
            f"{api_server.big_sent // 1024} KiB when the client hung up)")

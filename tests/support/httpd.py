@@ -86,7 +86,9 @@ class ApiServer(Httpd):
     - /next      {"data": {"items": [...]}, "links": {"next": <relative, then absolute URL>}}
     - /cursor    {"items": [...], "meta": {"next": <opaque cursor or null>}}  (?cursor=)
     - /page      a bare JSON array, empty past the end                      (?page=, 1-based)
-    - /big       a JSON body of `big_bytes` streamed without Content-Length
+    - /big       a JSON body of `big_bytes` streamed without Content-Length (64 MiB: far more
+                 than loopback socket buffers can hold, so a client that stops reading early
+                 always leaves the server unable to finish)
     - /redirect  302 to `redirect_to`
     - /posts     jsonplaceholder.typicode.com's paging (`_page` from 1, `_limit`) over 100 posts
 
@@ -101,7 +103,7 @@ class ApiServer(Httpd):
         self.seen: list[Seen] = []
         self.fail_next: list[tuple[int, dict[str, str]]] = []
         self.token: str | None = None
-        self.big_bytes = 5 * 1024 * 1024
+        self.big_bytes = 64 * 1024 * 1024
         self.big_sent = 0
         self.redirect_to = ""
         self.app.router.add_get("/next", self.next_link)
