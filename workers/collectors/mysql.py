@@ -357,11 +357,27 @@ async def _read_all(session: _Session, sql: str, params: dict[str, Any], batch: 
     columns, converters = columns_for(fields)
     await sink.open(columns)
     encoder = session.encoder(fields, columns, converters) if sink.encodes else None
-    while True:
-        _, rows = await session.fetch(batch, converters, None, query.name, encoder)
-        await sink.write(rows)
-        if len(rows) < batch:
-            break
+
+    def next_batch() -> asyncio.Future[tuple[list[Any], list[list[Any]] | EncodedRows]]:
+        return asyncio.ensure_future(session.fetch(batch, converters, None, query.name, encoder))
+
+    # One batch read ahead: the driver thread reads and encodes batch n+1 while the event loop
+    # sends batch n to Redis (and waits for the readers' window), instead of taking turns.
+    ahead = next_batch()
+    try:
+        while True:
+            _, rows = await ahead
+            last = len(rows) < batch
+            if not last:
+                ahead = next_batch()
+            await sink.write(rows)
+            if last:
+                break
+    finally:
+        if not ahead.done():  # the write failed: the read in flight owns the connection
+            await asyncio.wait([ahead])
+        if ahead.done() and not ahead.cancelled():
+            ahead.exception()  # retrieved, so a failure after ours is not logged as unhandled
     await session.finish(query.name)
 
 
