@@ -23,19 +23,29 @@ Safety:
 - Keys with a part starting with `_` are refused: chevron falls back to attribute lookup, and
   `{{rows.__class__}}` has no business in a report.
 
-Memory: chevron renders a model held in memory, so `max_rows` (0 = all) bounds the rows placed
-in it per dataset. Every row is still read and counted (`row_count`; `truncated` says whether
-rows were left out), so the collector is never held up.
+Memory: rows stream when the template uses them only in top-level sections over them
+(`{{#sales}}…{{/sales}}`, `{{#datasets.sales.rows}}…{{/datasets.sales.rows}}`; inside, a row's
+columns, `report…`, `parameters…`, partials) and nothing else touches rows (outside those
+sections `columns`, `row_count`, `truncated` and `{{^sales}}none{{/sales}}` are fine): each such
+section is rendered a batch at a time into a spool file in the work folder, the rest of the
+template once after all rows are read, and the pieces are joined in template order. The output
+is byte-identical to rendering the whole model (_mustache_plan decides, conservatively). Any
+other template (`{{sales.0.region}}`, a section over rows inside another section or a partial,
+`datasets…` inside a row section) is rendered by chevron from a model held in memory, logged
+with the reason; then `max_rows` (0 = all) bounds the memory it takes. Either way `max_rows`
+bounds the rows rendered per dataset, and every row is still read and counted (`row_count`;
+`truncated` says whether rows were left out), so the collector is never held up.
 """
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
+import shutil
 import tempfile
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Coroutine
 
 import chevron
 from chevron.tokenizer import ChevronError, tokenize
@@ -44,10 +54,11 @@ from google.protobuf import json_format
 from goreports.core.errors import PermanentError
 from goreports.proto import tasks_pb2
 from goreports.core.artifacts import content_type_for, safe_name
+from goreports.workers.generators._mustache_plan import (RESERVED, Fallback, LineEnd, Plan,
+                                                        RowSection, Token, plan_template)
 from goreports.workers.registry import stage
 from goreports.workers.stage import StageContext, StageResult
 
-RESERVED = frozenset({"report", "parameters", "datasets"})
 PARTIAL_EXT = "mustache"
 _KEYED = {"variable", "no escape", "section", "inverted section"}
 
@@ -148,37 +159,19 @@ def template_cell(value: Any) -> Any:
     return value
 
 
-async def _read(ctx: StageContext, ref: tasks_pb2.DatasetRef, max_rows: int) -> dict[str, Any]:
-    reader = ctx.read_dataset(ref)
-    names = [c.name for c in await reader.open()]
-    rows: list[dict[str, Any]] = []
-    count = 0
-    async for batch in reader.batches():
-        room = (max_rows - len(rows)) if max_rows else len(batch)
-        rows += [{n: template_cell(v) for n, v in zip(names, row)} for row in batch[:max(room, 0)]]
-        count += len(batch)
-    return {"columns": names, "rows": rows, "row_count": count, "truncated": len(rows) < count}
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _first_error(eg: BaseExceptionGroup) -> BaseException:  # type: ignore[type-arg]
-    exc: BaseException = eg
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    return exc
+def _distinct(task: tasks_pb2.MustacheGenerator) -> list[tasks_pb2.DatasetRef]:
+    return list({ref.stream: ref for ref in task.datasets}.values())
 
 
-async def build_model(task: tasks_pb2.MustacheGenerator, ctx: StageContext) -> dict[str, Any]:
-    refs = list({ref.stream: ref for ref in task.datasets}.values())
-    try:
-        async with asyncio.TaskGroup() as tg:
-            reads = [tg.create_task(_read(ctx, ref, task.max_rows)) for ref in refs]
-    except BaseExceptionGroup as eg:
-        raise _first_error(eg) from None
-    datasets = {ref.name: t.result() for ref, t in zip(refs, reads)}
+def _model(ctx: StageContext, task: tasks_pb2.MustacheGenerator, generated_at: str,
+           datasets: dict[str, dict[str, Any]]) -> dict[str, Any]:
     model: dict[str, Any] = {
         "report": {"name": ctx.report.name, "namespace": ctx.report.namespace,
-                   "uid": ctx.report.uid,
-                   "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
+                   "uid": ctx.report.uid, "generated_at": generated_at},
         "parameters": plain(json_format.MessageToDict(task.data)),
         "datasets": datasets,
     }
@@ -188,23 +181,161 @@ async def build_model(task: tasks_pb2.MustacheGenerator, ctx: StageContext) -> d
     return model
 
 
+def _first_error(eg: BaseExceptionGroup) -> BaseException:  # type: ignore[type-arg]
+    exc: BaseException = eg
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+async def _each(reads: list[Coroutine[Any, Any, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Run the dataset reads concurrently (one dataset's producer must not wait for another's
+    reader); the first failure cancels the rest and is raised as itself."""
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(read) for read in reads]
+    except BaseExceptionGroup as eg:
+        raise _first_error(eg) from None
+    return [t.result() for t in tasks]
+
+
+def _room(max_rows: int, shown: int, batch: int) -> int:
+    return max(max_rows - shown, 0) if max_rows else batch
+
+
+# -- in memory: any template ----------------------------------------------------------------------
+
+async def _read(ctx: StageContext, ref: tasks_pb2.DatasetRef, max_rows: int) -> dict[str, Any]:
+    reader = ctx.read_dataset(ref)
+    names = [c.name for c in await reader.open()]
+    rows: list[dict[str, Any]] = []
+    count = 0
+    async for batch in reader.batches():
+        take = batch[:_room(max_rows, len(rows), len(batch))]
+        rows += [{n: template_cell(v) for n, v in zip(names, row)} for row in take]
+        count += len(batch)
+    return {"columns": names, "rows": rows, "row_count": count, "truncated": len(rows) < count}
+
+
+async def build_model(task: tasks_pb2.MustacheGenerator, ctx: StageContext) -> dict[str, Any]:
+    refs = _distinct(task)
+    results = await _each([_read(ctx, ref, task.max_rows) for ref in refs])
+    return _model(ctx, task, _now(), {ref.name: r for ref, r in zip(refs, results)})
+
+
+async def _render_in_memory(task: tasks_pb2.MustacheGenerator, ctx: StageContext,
+                            template: str, partials: dict[str, str], out: Path) -> int:
+    model = await build_model(task, ctx)
+    text = await asyncio.to_thread(chevron.render, template, model, partials_path=None,
+                                   partials_dict=partials)
+    await asyncio.to_thread(out.write_bytes, text.encode("utf-8"))
+    return sum(ds["row_count"] for ds in model["datasets"].values())
+
+
+# -- streaming: row sections a batch at a time ----------------------------------------------------
+
+@dataclass
+class _Spool:
+    """One row section's output so far, appended to a file per batch."""
+    section: RowSection
+    path: Path
+    end: LineEnd = field(default_factory=LineEnd)
+
+
+def _render_rows(spools: list[_Spool], rows: list[dict[str, Any]], outer: dict[str, Any],
+                 partials: dict[str, str]) -> None:
+    for spool in spools:
+        text = chevron.render(spool.section.tokens, scopes=[spool.section.scope(rows), outer],
+                              partials_path=None, partials_dict=partials)
+        with spool.path.open("ab") as f:
+            f.write(text.encode("utf-8"))
+        spool.end.add(text)
+
+
+async def _stream_rows(ctx: StageContext, ref: tasks_pb2.DatasetRef, spools: list[_Spool],
+                       max_rows: int, outer: dict[str, Any], partials: dict[str, str]
+                       ) -> dict[str, Any]:
+    reader = ctx.read_dataset(ref)
+    names = [c.name for c in await reader.open()]
+    count = shown = 0
+    async for batch in reader.batches():
+        take = batch[:_room(max_rows, shown, len(batch))]
+        if take and spools:
+            rows = [{n: template_cell(v) for n, v in zip(names, row)} for row in take]
+            await asyncio.to_thread(_render_rows, spools, rows, outer, partials)
+        shown += len(take)
+        count += len(batch)
+    # Static segments may ask only whether rows were rendered ({{^sales}}): a stand-in says so.
+    return {"columns": names, "rows": [True] if shown else [], "row_count": count,
+            "truncated": shown < count}
+
+
+def _render_static(tokens: tuple[Token, ...], model: dict[str, Any], partials: dict[str, str],
+                   left: str) -> str:
+    """Render a static segment as if `left` (the current line so far) preceded it, so that a
+    partial tag indents exactly as in a whole-template render."""
+    text = chevron.render([("literal", left), *tokens], scopes=[model], partials_path=None,
+                          partials_dict=partials)
+    return text[len(left):]
+
+
+def _assemble(plan: Plan, spools: dict[int, _Spool], model: dict[str, Any],
+              partials: dict[str, str], out: Path) -> None:
+    end = LineEnd()
+    with out.open("wb") as f:
+        for i, part in enumerate(plan.parts):
+            if isinstance(part, RowSection):
+                spool = spools[i]
+                if spool.path.exists():
+                    with spool.path.open("rb") as src:
+                        shutil.copyfileobj(src, f, 1 << 20)
+                    spool.path.unlink()
+                end.extend(spool.end)
+            else:
+                text = _render_static(part, model, partials, end.tail)
+                f.write(text.encode("utf-8"))
+                end.add(text)
+
+
+async def _render_streaming(task: tasks_pb2.MustacheGenerator, ctx: StageContext, plan: Plan,
+                            partials: dict[str, str], out: Path) -> int:
+    refs = _distinct(task)
+    owner = {ref.name: ref.stream for ref in refs}  # of two refs with one name the later wins
+    generated_at = _now()
+    outer = _model(ctx, task, generated_at, {})  # row bodies never see `datasets` (see plan)
+    spools = {i: _Spool(part, out.parent / f"section-{i}")
+              for i, part in enumerate(plan.parts) if isinstance(part, RowSection)}
+
+    def spools_of(ref: tasks_pb2.DatasetRef) -> list[_Spool]:
+        if owner[ref.name] != ref.stream:
+            return []
+        return [s for s in spools.values() if s.section.dataset == ref.name]
+
+    results = await _each([_stream_rows(ctx, ref, spools_of(ref), task.max_rows, outer, partials)
+                           for ref in refs])
+    datasets = {ref.name: r for ref, r in zip(refs, results)}
+    model = _model(ctx, task, generated_at, datasets)
+    await asyncio.to_thread(_assemble, plan, spools, model, partials, out)
+    return sum(ds["row_count"] for ds in datasets.values())
+
+
 @stage("mustache", channel="generators", task=tasks_pb2.MustacheGenerator)
 async def generate_mustache(task: tasks_pb2.MustacheGenerator, ctx: StageContext) -> StageResult:
     file_name = safe_name(task.file_name)
     template, partials = await asyncio.to_thread(load_templates, task)  # fail before reading
-    model = await build_model(task, ctx)
-    text = await asyncio.to_thread(chevron.render, template, model, partials_path=None,
-                                   partials_dict=partials)
+    plan = await asyncio.to_thread(plan_template, template, partials,
+                                   {ref.name for ref in _distinct(task)})
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".mustache-", suffix=Path(file_name).suffix,
-                                    dir=ctx.work_dir)
-    tmp = Path(tmp_name)
+    spool_dir = Path(tempfile.mkdtemp(prefix=".mustache-", dir=ctx.work_dir))
+    out = spool_dir / "output"
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        artifact = await ctx.artifacts.put(ctx.report.uid, file_name, tmp,
-                                           task.content_type or content_type_for(file_name))
+        if isinstance(plan, Fallback):
+            ctx.log.info("mustache: rendering %s in memory: %s", file_name, plan.reason)
+            rows = await _render_in_memory(task, ctx, template, partials, out)
+        else:
+            rows = await _render_streaming(task, ctx, plan, partials, out)
+        artifact = await ctx.artifacts.take(ctx.report.uid, file_name, out,
+                                            task.content_type or content_type_for(file_name))
     finally:
-        tmp.unlink(missing_ok=True)
-    rows = sum(ds["row_count"] for ds in model["datasets"].values())
+        shutil.rmtree(spool_dir, ignore_errors=True)
     return StageResult(rows=rows, artifacts=[artifact])
