@@ -348,13 +348,19 @@ def resolve(template: Mapping[str, Any], given: Mapping[str, Any] | None, *,
     return Resolved(spec=substitute(template["spec"]["report"], values), values=values)
 
 
+REQUEST_OVERRIDES = ("description", "deadlineSeconds", "maxAttempts")
+
+
 def resolve_request(request_spec: Mapping[str, Any], template: Mapping[str, Any]) -> Resolved:
-    """A ReportRequest spec that names a template -> the resolved spec. The request's own
-    `description` wins over the template's; everything else comes from the template."""
+    """A ReportRequest spec that names a template -> the resolved spec. What the request gives
+    beside the template (`description`, `deadlineSeconds`, `maxAttempts`) wins over the
+    template's: whoever runs a catalog report may need a longer deadline for a large month
+    without forking the template. Steps and their values come from the template only."""
     ref = request_spec.get("template") or {}
     resolved = resolve(template, ref.get("parameters"))
-    if request_spec.get("description"):
-        resolved.spec["description"] = request_spec["description"]
+    for key in REQUEST_OVERRIDES:
+        if request_spec.get(key) not in (None, ""):
+            resolved.spec[key] = request_spec[key]
     return resolved
 
 

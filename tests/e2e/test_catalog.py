@@ -51,7 +51,7 @@ def template(db: Path, moto: MotoServer, smtp: SmtpServer, bucket: str) -> dict[
                 {"name": "recipient", "type": "string", "required": True,
                  "description": "Who gets the e-mail"},
             ],
-            "report": {"steps": [
+            "report": {"maxAttempts": 4, "steps": [
                 {"name": "collect", "sqlite": {"database": str(db), "queries": [
                     {"name": "orders",
                      "sql": "SELECT id, order_date, amount FROM orders WHERE order_date >= :since "
@@ -221,10 +221,17 @@ def test_catalog_requests_run_resolve_once_and_refuse_bad_values(
     stack["op"] = OperatorProcess(cluster, stack["redis"].addr, stack["tmp"], ns, name="op-2")
     apply(cluster, ns, {"apiVersion": "goreports.io/v1alpha1", "kind": "ReportRequest",
                         "metadata": {"name": "after-edit"},
-                        "spec": {"template": {"name": "sales", "parameters": {
-                            "dispatchTo": "email", "recipient": "late@example.com"}}}})
+                        "spec": {"deadlineSeconds": 900, "template": {
+                            "name": "sales", "parameters": {
+                                "dispatchTo": "email", "recipient": "late@example.com"}}}})
     after = wait_final(cluster, ns, "after-edit")  # the restarted operator is at work
     assert after["status"]["template"]["generation"] == 2 and after["status"]["rows"] == 3
+    # What the request gives beside the template wins; the rest is the template's, and a
+    # value neither gives is not filled in by the API server (the compiler's default applies).
+    assert after["spec"]["deadlineSeconds"] == 900 and "maxAttempts" not in after["spec"]
+    assert (after["status"]["resolvedSpec"]["deadlineSeconds"],
+            after["status"]["resolvedSpec"]["maxAttempts"]) == (900, 4)
+    assert "deadlineSeconds" not in s3_rr["status"]["resolvedSpec"]
     time.sleep(1.0)  # room for a wrongly re-resolved or re-published earlier report
     for before in (s3_rr, mail_rr):
         now = get_rr(cluster, ns, before["metadata"]["name"])

@@ -166,8 +166,6 @@ def test_crd_defaults_are_the_compilers(long_doc: dict[str, Any]) -> None:
 
     walk(load_crd_schema()["properties"]["spec"], "spec")
     assert defaults == {
-        "spec.deadlineSeconds": DEFAULT_DEADLINE_SECONDS,
-        "spec.maxAttempts": DEFAULT_MAX_ATTEMPTS,
         "spec.steps[].jwt.mode": "filter",
         "spec.steps[].aggregate.operations[].join.type": "inner",
         "spec.steps[].csv.delimiter": ",",

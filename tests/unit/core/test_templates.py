@@ -261,14 +261,29 @@ def test_include_when_compares_booleans_as_text() -> None:
     assert len(templates.resolve(t, {"mail": True}).spec["steps"]) == 4
 
 
-def test_a_request_keeps_its_description_and_takes_the_rest_from_the_template() -> None:
-    t = template(PARAMS, description="from the template", deadlineSeconds=60)
+def test_what_a_request_gives_beside_the_template_wins_the_rest_comes_from_it() -> None:
+    t = template(PARAMS, description="from the template", deadlineSeconds=60, maxAttempts=5)
     resolved = templates.resolve_request(
-        {"description": "mine", "deadlineSeconds": 3600,
+        {"description": "mine", "deadlineSeconds": 7200,
          "template": {"name": "t", "parameters": {"since": "2024-01-01"}}}, t)
     assert resolved.spec["description"] == "mine"
-    assert resolved.spec["deadlineSeconds"] == 60
+    assert resolved.spec["deadlineSeconds"] == 7200  # given: the request's
+    assert resolved.spec["maxAttempts"] == 5  # not given: the template's
     assert resolved.values["since"] == "2024-01-01"
+    assert resolved.spec["steps"] == templates.resolve(t, {"since": "2024-01-01"}).spec["steps"]
+    bare = templates.resolve_request(
+        {"template": {"name": "t", "parameters": {"since": "2024-01-01"}}}, t)
+    assert (bare.spec["description"], bare.spec["deadlineSeconds"]) == ("from the template", 60)
+
+
+def test_the_crd_defaults_neither_deadline_nor_attempts_so_an_override_can_be_seen() -> None:
+    """The API server would fill a default in, and an explicit 3600 could not be told from
+    it; the compiler applies the defaults instead (and the descriptions say which)."""
+    props = schema.load_crd_schema()["properties"]["spec"]["properties"]
+    for key, default in (("deadlineSeconds", compiler.DEFAULT_DEADLINE_SECONDS),
+                         ("maxAttempts", compiler.DEFAULT_MAX_ATTEMPTS)):
+        assert "default" not in props[key]
+        assert f"({default} when not set" in props[key]["description"]
 
 
 def test_a_request_names_a_template_or_gives_steps_not_both() -> None:
