@@ -15,14 +15,13 @@ import os
 import socket
 from collections import defaultdict
 
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from google.protobuf.message import DecodeError
 
 from goreports.core import audit, metrics
 from goreports.core.bus.base import Bus
 from goreports.core.status import FINAL_PHASES
-from goreports.operator import kube
 from goreports.operator.status_writer import apply_events
 from goreports.proto import events_pb2
 
@@ -77,12 +76,13 @@ async def _process(bus: Bus, key: str, entries: list[tuple[str, bytes]],
     metrics.EVENTS_FOLDED.inc(len(entries) - len(skip))
 
     async def one(ns: str, name: str, uid: str, items: list[tuple[str, events_pb2.StageEvent]]) -> None:
-        new = await apply_events(ns, name, uid, [ev for _, ev in items])
+        written = await apply_events(ns, name, uid, [ev for _, ev in items])
         await bus.stream_group_ack(key, GROUP, [i for i, _ in items])
-        if new is not None and new.get("phase") in FINAL_PHASES:
-            await _record_final(bus, ns, name, uid, new, items[-1][1].trace_id)
-        if on_final is not None and new is not None and new.get("phase") in FINAL_PHASES:
-            await on_final(uid)
+        new = (written or {}).get("status") or {}
+        if written is not None and new.get("phase") in FINAL_PHASES:
+            await _record_final(bus, written, new, items[-1][1].trace_id)
+            if on_final is not None:
+                await on_final(uid)
 
     results = await asyncio.gather(*(one(*k, v) for k, v in by_report.items()), return_exceptions=True)
     for r in results:
@@ -90,20 +90,18 @@ async def _process(bus: Bus, key: str, entries: list[tuple[str, bytes]],
             log.error("status write failed (will be retried from the pending list): %s", r)
 
 
-async def _record_final(bus: Bus, ns: str, name: str, uid: str, status: dict[str, object],
+async def _record_final(bus: Bus, body: dict[str, Any], status: dict[str, Any],
                         trace_id: str) -> None:
-    """Audit and count a finished report, once (folding a final report again is a no-op)."""
+    """Audit and count a finished report, once (folding a final report again is a no-op).
+    `body` is the object as the status writer last wrote or read it (who asked, labels)."""
+    meta = body.get("metadata") or {}
+    ns, name, uid = meta.get("namespace", ""), meta.get("name", ""), meta.get("uid", "")
     if not await bus.set_marker(bus.keys.marker(uid, "audit", "final"), ttl=bus.ttl):
         return
     metrics.report_finished(status)
     phase = str(status.get("phase"))
-    ready = next((c for c in status.get("conditions", []) or []  # type: ignore[union-attr]
+    ready = next((c for c in status.get("conditions", []) or []
                   if isinstance(c, dict) and c.get("type") == "Ready"), {})
-    try:
-        body = await kube.get_report(ns, name) or {"metadata": {"namespace": ns, "name": name, "uid": uid}}
-    except Exception as e:  # the record matters more than its actor
-        log.warning("could not read %s/%s for its audit record: %s", ns, name, e)
-        body = {"metadata": {"namespace": ns, "name": name, "uid": uid}}
     record = audit.record_from_body("delivered" if phase == "Succeeded" else "failed", body,
                                     outcome=str(ready.get("reason") or phase),
                                     message=str(status.get("message", "")), trace_id=trace_id)

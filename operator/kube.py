@@ -14,8 +14,10 @@ from typing import Any
 from kubernetes.client.rest import ApiException
 
 from goreports.operator._kubeclient import apps_api, core_api, custom_api
+from goreports.operator.body_cache import BodyCache
 
-__all__ = ["apps_api", "core_api", "custom_api", "get_report", "replace_status", "post_event"]
+__all__ = ["apps_api", "core_api", "custom_api", "get_report", "replace_status",
+           "post_event", "BODIES"]
 
 GROUP = "goreports.io"
 VERSION = "v1alpha1"
@@ -24,16 +26,21 @@ REPORTS = "reportrequests"
 
 log = logging.getLogger("goreports.operator")
 _HOSTNAME = socket.gethostname()  # once: it is a system call, and Events are many
+BODIES = BodyCache()  # fed by the watch (main.track_phase) and by every status write's answer
 
 
 async def get_report(namespace: str, name: str) -> dict[str, Any] | None:
+    """The object as the API server has it now (a GET)."""
     try:
-        return await asyncio.to_thread(custom_api().get_namespaced_custom_object, GROUP, VERSION,
-                                       namespace, REPORTS, name)
+        body: dict[str, Any] = await asyncio.to_thread(
+            custom_api().get_namespaced_custom_object, GROUP, VERSION, namespace, REPORTS, name)
     except ApiException as e:
         if e.status == 404:
+            BODIES.forget(namespace, name)
             return None
         raise
+    BODIES.seen(body)
+    return body
 
 
 async def replace_status(body: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
@@ -41,9 +48,12 @@ async def replace_status(body: dict[str, Any], status: dict[str, Any]) -> dict[s
     obj = {"apiVersion": API_VERSION, "kind": body["kind"], "metadata": {
         "name": body["metadata"]["name"], "namespace": body["metadata"]["namespace"],
         "resourceVersion": body["metadata"]["resourceVersion"]}, "status": status}
-    return await asyncio.to_thread(
+    stored: dict[str, Any] = await asyncio.to_thread(
         custom_api().replace_namespaced_custom_object_status, GROUP, VERSION,
         body["metadata"]["namespace"], body["kind"].lower() + "s", body["metadata"]["name"], obj)
+    if body["kind"] == "ReportRequest":
+        BODIES.seen(stored)
+    return stored
 
 
 async def post_event(body: dict[str, Any], event_type: str, reason: str, message: str) -> None:

@@ -95,10 +95,17 @@ logging.getLogger("kopf.objects").addFilter(_quiet_phase_tracking)
 
 @kopf.on.event(_kube.GROUP, _kube.VERSION, _kube.REPORTS)
 async def track_phase(event: kopf.RawEvent, **_: Any) -> None:
-    """Every watch event of a ReportRequest feeds `goreports_reports{namespace, phase}`."""
+    """Every watch event of a ReportRequest feeds `goreports_reports{namespace, phase}` and the
+    cache of newest bodies."""
     from goreports.operator.schedule_logic import SCHEDULE_LABEL
 
-    metrics.observe_report_event(event.get("type"), dict(event.get("object") or {}), SCHEDULE_LABEL)
+    obj = dict(event.get("object") or {})
+    metrics.observe_report_event(event.get("type"), obj, SCHEDULE_LABEL)
+    meta = obj.get("metadata") or {}
+    if event.get("type") == "DELETED":
+        _kube.BODIES.forget(meta.get("namespace", ""), meta.get("name", ""))
+    elif obj:
+        _kube.BODIES.seen(obj)  # the status writer's first read (operator/body_cache.py)
 
 
 def _on_final(ctx: OperatorContext) -> Any:
