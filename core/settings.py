@@ -25,6 +25,10 @@ class Settings:
     redis_username: str | None = None
     redis_tls: bool = False
     redis_tls_ca: str | None = None
+    # Connections one process may hold to Redis; past it a command waits for a free one (up to
+    # redis_pool_wait seconds) instead of failing, which a burst of reports would otherwise do.
+    redis_max_connections: int = 100
+    redis_pool_wait: float = 30.0
     prefix: str = "goreports"
     # A job whose worker has not touched it for this long is taken over by another worker.
     visibility_timeout: float = 30.0
@@ -58,6 +62,8 @@ class Settings:
             redis_username=e.get("REDIS_USERNAME") or None,
             redis_tls=_bool(e.get("REDIS_TLS")),
             redis_tls_ca=e.get("REDIS_TLS_CA") or None,
+            redis_max_connections=max(1, int(e.get("REDIS_MAX_CONNECTIONS", "100") or 100)),
+            redis_pool_wait=float(e.get("REDIS_POOL_WAIT_SECONDS", "30") or 30),
             prefix=e.get("GOREPORTS_PREFIX", "goreports"),
             visibility_timeout=float(e.get("GOREPORTS_VISIBILITY_TIMEOUT", "30")),
             heartbeat_interval=float(e.get("GOREPORTS_HEARTBEAT_INTERVAL", "5")),

@@ -165,18 +165,28 @@ class _Script:
 
 
 def connect(settings: Settings) -> aioredis.Redis:
-    """A client from REDIS_ADDR / REDIS_DB / REDIS_PASS (+ REDIS_TLS, REDIS_TLS_CA)."""
+    """A client from REDIS_ADDR / REDIS_DB / REDIS_PASS (+ REDIS_TLS, REDIS_TLS_CA).
+
+    The pool blocks: redis-py's default pool raises "Too many connections" once 100 commands
+    are in flight, which a burst of 200 ReportRequests did to the operator (its accept handler
+    failed, and kopf retried it only a minute later). Here a command past the limit waits for
+    a free connection, up to `redis_pool_wait` seconds."""
+    limits: dict[str, Any] = {"max_connections": settings.redis_max_connections,
+                              "timeout": settings.redis_pool_wait}
     if settings.redis_addr.startswith(("redis://", "rediss://", "unix://")):
-        return aioredis.Redis.from_url(settings.redis_addr, db=settings.redis_db,
-                                       password=settings.redis_pass)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.redis_addr, db=settings.redis_db, password=settings.redis_pass, **limits)
+        return aioredis.Redis.from_pool(pool)
     host, port = settings.redis_host_port()
     kwargs: dict[str, Any] = {}
     if settings.redis_tls:
-        kwargs.update(ssl=True, ssl_ca_certs=settings.redis_tls_ca,
+        kwargs.update(connection_class=aioredis.SSLConnection, ssl_ca_certs=settings.redis_tls_ca,
                       ssl_cert_reqs=ssl.CERT_REQUIRED if settings.redis_tls_ca else ssl.CERT_NONE)
-    return aioredis.Redis(host=host, port=port, db=settings.redis_db, password=settings.redis_pass,
-                          username=settings.redis_username, socket_keepalive=True,
-                          health_check_interval=30, **kwargs)
+    pool = aioredis.BlockingConnectionPool(
+        host=host, port=port, db=settings.redis_db, password=settings.redis_pass,
+        username=settings.redis_username, socket_keepalive=True, health_check_interval=30,
+        **limits, **kwargs)
+    return aioredis.Redis.from_pool(pool)
 
 
 class RedisBus(Bus):
