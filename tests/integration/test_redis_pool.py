@@ -65,3 +65,19 @@ def test_the_limits_come_from_the_environment() -> None:
     s = Settings.from_env({"REDIS_MAX_CONNECTIONS": "7", "REDIS_POOL_WAIT_SECONDS": "2.5"})
     assert (s.redis_max_connections, s.redis_pool_wait) == (7, 2.5)
     assert Settings.from_env({}).redis_max_connections == 100
+
+
+async def test_a_restarted_redis_is_reached_again_on_the_same_client() -> None:
+    """Pooled connections from before a restart are dead; the next command reconnects (the
+    retry redis-py's own Redis() would have, kept with the blocking pool)."""
+    server = RedisServer().start()
+    client = connect(Settings(redis_addr=server.addr))
+    try:
+        await asyncio.gather(*(client.set(f"k{i}", i) for i in range(5)))  # 5 pooled connections
+        server.stop()
+        server.start()  # same port, empty (no persistence)
+        assert await client.set("after", 1)
+        assert await asyncio.gather(*(client.incr(f"k{i}") for i in range(5))) == [1] * 5
+    finally:
+        await client.aclose()
+        server.cleanup()
