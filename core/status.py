@@ -67,7 +67,7 @@ def fold(status: Status, event: events_pb2.StageEvent) -> Status:
     """Return the status after `event` (the input is not modified)."""
     s = copy.deepcopy(status)
     if s.get("phase") in FINAL_PHASES:
-        return s
+        return _late(s, event)
     now = _ts(event)
     state = STATE_NAMES.get(event.state, "Pending")
     steps = s.setdefault("steps", [])
@@ -117,6 +117,33 @@ def fold(status: Status, event: events_pb2.StageEvent) -> Status:
         set_condition(s, "Ready", "False", "Running", s["message"], now)
     s["currentStep"] = _current_step(s)
     s["rows"] = max((x.get("rows", 0) for x in steps), default=0)
+    return s
+
+
+def _late(s: Status, event: events_pb2.StageEvent) -> Status:
+    """An event after the report is final. Only one kind still counts: a streaming producer
+    (a collector) sends its own Succeeded, with its final row count, when its stage returns,
+    which can be after its readers and the last step are done; a Succeeded report would
+    otherwise show that step Running with a partial count for ever. The phase, its time and
+    its conditions stay as they are."""
+    if s.get("phase") != "Succeeded" or STATE_NAMES.get(event.state) != "Succeeded":
+        return s
+    step = next((x for x in s.get("steps", []) if x["name"] == event.step), None)
+    if step is None or step["state"] in FINAL_STEP_STATES:
+        return s
+    now = _ts(event)
+    step.update(state="Succeeded", rows=max(step.get("rows", 0), event.rows), finishedAt=now)
+    step.setdefault("startedAt", now)
+    step.pop("message", None)
+    if event.message:
+        step["message"] = event.message
+    if event.duration_seconds:
+        step["durationSeconds"] = round(event.duration_seconds, 3)
+    s["rows"] = max((x.get("rows", 0) for x in s.get("steps", [])), default=0)
+    s["currentStep"] = _current_step(s)
+    for c in s.get("conditions", []):
+        if c.get("type") == "Ready" and c.get("reason") == "Succeeded":
+            c["message"] = _summary(s)[:1024]
     return s
 
 
