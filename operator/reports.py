@@ -105,8 +105,14 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@kopf.on.resume(kube.GROUP, kube.VERSION, kube.REPORTS)
-@kopf.on.create(kube.GROUP, kube.VERSION, kube.REPORTS)
+# A failed accept (Redis or the API server briefly gone, e.g. a Redis restart leaving a dead
+# pooled connection) is retried after a few seconds, not kopf's default minute: every step of
+# it is idempotent (status only if unset, the chain published once under a marker).
+ACCEPT_RETRY_SECONDS = 3.0
+
+
+@kopf.on.resume(kube.GROUP, kube.VERSION, kube.REPORTS, backoff=ACCEPT_RETRY_SECONDS)
+@kopf.on.create(kube.GROUP, kube.VERSION, kube.REPORTS, backoff=ACCEPT_RETRY_SECONDS)
 async def accept(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
     ctx: OperatorContext = memo.ctx
     status = dict(body.get("status") or {})
