@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -24,9 +25,9 @@ from goreports.api.auth import REFRESH
 from goreports.proto import reports_service_pb2 as pb
 from goreports.proto import reports_service_pb2_grpc as pb_grpc
 from support.api import SECRET, ApiProcess, call, sse_events, token
-from support.k8s import OperatorProcess, cluster, kubectl_json  # noqa: F401
+from support.k8s import OperatorProcess, cluster, in_phase, kubectl_json  # noqa: F401
 from support.servers import RedisServer
-from support.workers import start_worker, stop
+from support.workers import start_worker, stop, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -134,11 +135,13 @@ def test_rest_and_grpc_reports_run_to_succeeded_and_are_followed(cluster, api, s
                                     metadata=bearer(tok))
         assert created.created_by == "billing-svc" and created.tenant == "acme"
 
-        # Each is a ReportRequest with the spec as sent (plus the CRD's defaults) and the caller.
+        # Each is a ReportRequest with the spec as sent and the caller. deadlineSeconds and
+        # maxAttempts are not filled in by the API server (a request of a template may give
+        # them to override the template's); the compiler applies 3600 s and 3 attempts.
         for name, sent, via in (("via-rest", rest_spec, "rest"), ("via-grpc", grpc_spec, "grpc")):
             rr = kubectl_json(cluster, "get", "rr", name, "-n", ns)
             assert within(sent, rr["spec"]), json.dumps(rr["spec"])
-            assert (rr["spec"]["deadlineSeconds"], rr["spec"]["maxAttempts"]) == (3600, 3)  # CRD defaults
+            assert "deadlineSeconds" not in rr["spec"] and "maxAttempts" not in rr["spec"]
             annotations = rr["metadata"]["annotations"]
             assert annotations["goreports.io/created-by"] == "billing-svc"
             assert annotations["goreports.io/tenant"] == "acme"
@@ -146,25 +149,44 @@ def test_rest_and_grpc_reports_run_to_succeeded_and_are_followed(cluster, api, s
             assert "ey" not in json.dumps(rr["spec"]), "a token must never be stored in the spec"
         assert kubectl_json(cluster, "get", "rr", "via-rest", "-n", ns)["metadata"]["labels"] == {"team": "sales"}
 
-        # Follow both from before the operator starts, so every phase shows up.
+        # Follow both from before the operator starts, so every phase shows up: the operator
+        # starts only once each stream has sent its first event (the report as it is now).
+        sse_open, grpc_open = threading.Event(), threading.Event()
+
         def follow_sse() -> list[str]:
             return [e["status"].get("phase", "") for _, e in
-                    sse_events(reports_url(api, ns, "via-rest", "events"), tok, timeout=120)]
+                    sse_events(reports_url(api, ns, "via-rest", "events"), tok, timeout=240,
+                               on_event=lambda *_: sse_open.set())]
 
         def follow_grpc() -> list[str]:
-            return [u.report.status.phase for u in
-                    stub.WatchReport(pb.WatchReportRequest(namespace=ns, name="via-grpc"),
-                                     metadata=bearer(tok), timeout=120)]
+            phases = []
+            for u in stub.WatchReport(pb.WatchReportRequest(namespace=ns, name="via-grpc"),
+                                      metadata=bearer(tok), timeout=240):
+                phases.append(u.report.status.phase)
+                grpc_open.set()
+            return phases
 
         with ThreadPoolExecutor(2) as pool:
             sse, watch = pool.submit(follow_sse), pool.submit(follow_grpc)
-            time.sleep(0.5)
+            deadline = time.monotonic() + 60
+            while not (sse_open.is_set() and grpc_open.is_set()):
+                for f in (sse, watch):
+                    if f.done():
+                        f.result()  # raises what went wrong
+                        raise AssertionError("a follow stream ended before the operator started")
+                assert time.monotonic() < deadline, "the follow streams sent nothing in 60 s"
+                time.sleep(0.05)
             op = OperatorProcess(cluster, redis_srv.addr, shared, ns, name="op-api")
-            sse_phases, grpc_phases = sse.result(timeout=150), watch.result(timeout=150)
+            sse_phases, grpc_phases = sse.result(timeout=240), watch.result(timeout=240)
         for phases in (sse_phases, grpc_phases):
             assert phases[0] == "" and phases[-1] == "Succeeded" and len(set(phases)) >= 3, phases
             assert phases == sorted(phases, key=LIFECYCLE.index), phases
         print(f"\nSSE phases: {sse_phases}\ngRPC Watch phases: {grpc_phases}")
+        # The phase turns Succeeded on the last step's event; the collector's own Succeeded
+        # event (its row count) can be folded a moment later (support.k8s.in_phase).
+        for name in ("via-rest", "via-grpc"):
+            wait_for(lambda n=name: in_phase(kubectl_json(cluster, "get", "rr", n, "-n", ns)), 60, 0.2,
+                     what=f"{name}'s steps to be final")
 
         status, _, got = call("GET", reports_url(api, ns, "via-rest"), token=tok)
         assert status == 200 and got["status"]["phase"] == "Succeeded" and got["status"]["rows"] == 100
@@ -376,10 +398,10 @@ def test_schemathesis_finds_no_5xx_and_no_response_off_the_document(cluster, api
             # calls, is not thread-safe ("AST constructor recursion depth mismatch").
             "--suppress-health-check", "filter_too_much,too_slow", "--workers", "1"]
     started = time.monotonic()
-    res = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    # (a bound only: how long it takes is a figure, printed, not asserted on a shared machine)
+    res = subprocess.run(args, capture_output=True, text=True, timeout=480, cwd=tmp_path)
     took = time.monotonic() - started
     summary = res.stdout[res.stdout.find("SUMMARY"):] if "SUMMARY" in res.stdout else res.stdout[-3000:]
     print(f"\nschemathesis took {took:.1f}s\n{summary}")
     assert res.returncode == 0, res.stdout[-15000:] + res.stderr[-3000:]
     assert "No issues found" in res.stdout
-    assert took < 90

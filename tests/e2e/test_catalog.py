@@ -22,7 +22,7 @@ from google.protobuf import json_format, struct_pb2
 from goreports.proto import reports_service_pb2 as pb
 from goreports.proto import reports_service_pb2_grpc as pb_grpc
 from support.api import ApiProcess, call, token
-from support.k8s import OperatorProcess, cluster, kubectl_json, namespace  # noqa: F401
+from support.k8s import OperatorProcess, cluster, in_phase, kubectl_json, namespace  # noqa: F401
 from support.s3 import MotoServer, moto_server  # noqa: F401
 from support.servers import RedisServer
 from support.smtp import SmtpServer, smtp_server  # noqa: F401
@@ -107,8 +107,8 @@ def get_rr(cluster: Any, ns: str, name: str) -> dict[str, Any]:  # noqa: F811
 def wait_final(cluster: Any, ns: str, name: str) -> dict[str, Any]:  # noqa: F811
     def done() -> dict[str, Any] | None:
         obj = get_rr(cluster, ns, name)
-        return obj if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed") else None
-    return wait_for(done, 60, 0.2, what=f"{name} to finish")
+        return obj if in_phase(obj) else None
+    return wait_for(done, 150, 0.2, what=f"{name} to finish")
 
 
 def test_catalog_requests_run_resolve_once_and_refuse_bad_values(

@@ -244,10 +244,10 @@ async def test_scaler_scales_installed_pools(cp: ControlPlane, release: dict[str
         stop = asyncio.Event()
         loop = asyncio.create_task(run_scaler(bus, api, NS, config, interval=0.2, stop=stop))
         try:
-            await wait_for(lambda: replicas(cp, generators) == 3, 30, f"{generators} at 3 replicas")
+            await wait_for(lambda: replicas(cp, generators) == 3, 90, f"{generators} at 3 replicas")
         finally:
             stop.set()
-            states = await asyncio.wait_for(loop, 10)
+            states = await asyncio.wait_for(loop, 60)
         assert states[generators].backlog == 25 and states[generators].changes == 1
         assert states[generators].error is None, states[generators].error
         # Pools without backlog stay at their minReplicas, untouched.

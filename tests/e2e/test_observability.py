@@ -12,8 +12,9 @@ import pytest
 import redis
 import yaml
 
-from support.k8s import OperatorProcess, cluster, kubectl_json, namespace  # noqa: F401
-from support.observability import make_db, run_cli, scrape, sqlite_report, value, wait_scrape
+from support.k8s import OperatorProcess, cluster, in_phase, kubectl_json, namespace  # noqa: F401
+from support.observability import (Samples, make_db, run_cli, scrape, scrape_until, sqlite_report,
+                                   value, wait_scrape)
 from support.servers import RedisServer, free_port
 from support.workers import start_worker, stop, struct_job, wait_for
 
@@ -66,8 +67,13 @@ def wait_phase(cluster: Any, ns: str, name: str, phases: tuple[str, ...] = ("Suc
                timeout: float = 90) -> dict[str, Any]:
     def done() -> dict[str, Any] | None:
         obj = kubectl_json(cluster, "get", "rr", name, "-n", ns)
-        return obj if obj.get("status", {}).get("phase") in phases else None
+        return obj if in_phase(obj, phases) else None
     return wait_for(done, timeout, 0.2, what=f"{name} to reach {phases}")
+
+
+def event_reasons(cluster: Any, ns: str, name: str) -> list[str]:  # noqa: F811
+    return cluster.kubectl("get", "events", "-n", ns, "--field-selector", f"involvedObject.name={name}",
+                           "-o", "jsonpath={.items[*].reason}").stdout.split()
 
 
 def cli_env(cluster: Any, redis_srv: RedisServer) -> dict[str, str]:  # noqa: F811
@@ -90,8 +96,12 @@ def test_operator_and_worker_metrics_follow_a_report(cluster, namespace, redis_s
     obj = wait_phase(cluster, namespace, "counted")
     assert obj["status"]["phase"] == "Succeeded", obj["status"]
 
-    # The worker: one run of each stage, the rows of the query.
-    w_after = scrape(worker_port)
+    # The worker: one run of each stage, the rows of the query. (A job is counted just after
+    # its Succeeded event, so the Succeeded phase can be seen a moment before the last count.)
+    w_after = scrape_until(worker_port, lambda s: all(
+        value(s, "goreports_jobs_succeeded_total", pattern=p)
+        > value(w_before, "goreports_jobs_succeeded_total", pattern=p) for p in ("sqlite", "csv", "local")),
+        what="a success counted for each pattern")
     for pattern in ("sqlite", "csv", "local"):
         for name in ("goreports_jobs_started_total", "goreports_jobs_succeeded_total",
                      "goreports_stage_duration_seconds_count"):
@@ -101,11 +111,16 @@ def test_operator_and_worker_metrics_follow_a_report(cluster, namespace, redis_s
 
     # The operator: its watch sees the phase, the events loop counts the end once, the audit
     # records accepted + delivered, the stream gauges see the worker and an empty backlog.
-    def op_settled() -> dict[Any, float] | None:
-        s = scrape(op_port)
-        return s if value(s, "goreports_reports", report_namespace=namespace, phase="Succeeded") == 1 \
-            and value(s, "goreports_workers", pattern="sqlite") == 1 else None
-    op_after = wait_for(op_settled, 20, 0.2, what="the operator's gauges")
+    # The phase gauge follows the watch, while the finished counters and the audit record come
+    # after the status write: wait for all of them, then assert them exactly.
+    def op_settled(s: Samples) -> bool:
+        return value(s, "goreports_reports", report_namespace=namespace, phase="Succeeded") == 1 \
+            and value(s, "goreports_workers", pattern="sqlite") == 1 \
+            and value(s, "goreports_reports_finished_total", phase="Succeeded") \
+            > value(op_before, "goreports_reports_finished_total", phase="Succeeded") \
+            and value(s, "goreports_audit_records_total", action="delivered") \
+            > value(op_before, "goreports_audit_records_total", action="delivered")
+    op_after = scrape_until(op_port, op_settled, what="the operator's gauges and counters")
 
     def delta(name: str, **labels: str) -> float:
         return value(op_after, name, **labels) - value(op_before, name, **labels)
@@ -124,7 +139,7 @@ def test_operator_and_worker_metrics_follow_a_report(cluster, namespace, redis_s
     r.xadd("goreports:jobs:generators:nobody", {"job": struct_job("s", "generators", "nobody", {},
                                                                   uid="x").SerializeToString()})
     wait_for(lambda: value(scrape(op_port), "goreports_jobs_backlog", channel="generators", pattern="nobody") == 1,
-             10, 0.2, what="the backlog gauge")
+             60, 0.2, what="the backlog gauge")
     assert value(scrape(op_port), "goreports_workers", pattern="nobody") == 0
     r.delete("goreports:jobs:generators:nobody")
 
@@ -144,8 +159,11 @@ def test_dead_letter_replayed_after_the_fix_and_the_report_succeeds(
     uid = failed["metadata"]["uid"]
     ready = next(c for c in failed["status"]["conditions"] if c["type"] == "Ready")
     assert failed["status"]["phase"] == "Failed" and ready["reason"] == "QueryFailed", failed["status"]
-    wait_for(lambda: value(scrape(op_port), "goreports_dead_letters", pattern="sqlite") >= 1, 10, 0.2,
+    wait_for(lambda: value(scrape(op_port), "goreports_dead_letters", pattern="sqlite") >= 1, 60, 0.2,
              what="the dead-letter gauge")
+    # the "failed" audit record follows the Failed status: in before the replay's record
+    wait_for(lambda: [x for x in audit_of(cluster, redis_srv, uid) if x["action"] == "failed"], 60, 0.5,
+             what="the failed audit record")
 
     res = run_cli("dlq", "list", "--pattern", "sqlite", "--json", env=env)
     [dead] = [d for d in map(json.loads, res.stdout.splitlines()) if d["uid"] == uid]
@@ -162,14 +180,17 @@ def test_dead_letter_replayed_after_the_fix_and_the_report_succeeds(
     ready = next(c for c in st["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "True" and ready["reason"] == "Succeeded"
     assert obj["metadata"]["annotations"]["goreports.io/replay"]
-    events = cluster.kubectl("get", "events", "-n", namespace, "--field-selector",
-                             "involvedObject.name=late", "-o", "jsonpath={.items[*].reason}").stdout.split()
+    # the operator posts its Succeeded Event just after the status write
+    events = wait_for(lambda: (e := event_reasons(cluster, namespace, "late")) and "Succeeded" in e and e,
+                      60, 0.2, what="the Succeeded Event")
     assert "Replayed" in events and "Succeeded" in events, events
     res = run_cli("dlq", "list", "--pattern", "sqlite", "--json", env=env)
     assert uid not in res.stdout
-    wait_for(lambda: value(scrape(op_port), "goreports_dead_letters", pattern="sqlite") == 0, 10, 0.2,
+    wait_for(lambda: value(scrape(op_port), "goreports_dead_letters", pattern="sqlite") == 0, 60, 0.2,
              what="the dead-letter gauge to drop")
 
+    # the "delivered" record is written just after the Succeeded status
+    wait_for(lambda: len(audit_of(cluster, redis_srv, uid)) >= 4, 60, 0.5, what="four audit records")
     actions = [(x["action"], x["outcome"]) for x in audit_of(cluster, redis_srv, uid)]
     assert actions == [("accepted", "Accepted"), ("failed", "QueryFailed"),
                        ("replayed", "Requeued"), ("delivered", "Succeeded")], actions
@@ -191,9 +212,17 @@ def test_replay_into_a_deleted_report_is_refused(cluster, namespace, redis_srv, 
     db = make_db(tmp_path / "gone.db", rows=None)
     apply(cluster, namespace, sqlite_report("gone", db, tmp_path / "out"))
     uid = wait_phase(cluster, namespace, "gone")["metadata"]["uid"]
+    # The worker dead-letters the job just after the Failed event, and the operator writes the
+    # "failed" audit record just after the Failed status: wait for both before deleting, so
+    # that the records' order is the one this test is about.
+    wait_for(lambda: [x for x in audit_of(cluster, redis_srv, uid) if x["action"] == "failed"], 60, 0.5,
+             what="the failed audit record")
     cluster.kubectl("delete", "rr", "gone", "-n", namespace, "--wait=true", timeout=60)
-    dead = [d for d in map(json.loads, run_cli("dlq", "list", "--json", env=env).stdout.splitlines())
-            if d["uid"] == uid]
+
+    def dead_letters() -> list[dict[str, Any]]:
+        return [d for d in map(json.loads, run_cli("dlq", "list", "--json", env=env).stdout.splitlines())
+                if d["uid"] == uid]
+    dead = wait_for(dead_letters, 60, 0.5, what="the dead letter")
     res = run_cli("dlq", "replay", dead[0]["id"], env=env)
     assert res.returncode == 1 and "no longer exists" in res.stderr, res.stderr
     assert [x["action"] for x in audit_of(cluster, redis_srv, uid)] == ["accepted", "failed", "deleted"]

@@ -14,7 +14,7 @@ import pytest
 import redis
 import yaml
 
-from support.k8s import OperatorProcess, cluster, kubectl_json, namespace  # noqa: F401
+from support.k8s import OperatorProcess, cluster, in_phase, kubectl_json, namespace  # noqa: F401
 from support.mariadb import mariadb  # noqa: F401
 from support.servers import RedisServer
 from support.workers import start_worker, stop, wait_for
@@ -78,7 +78,7 @@ def wait_phase(cluster: Any, ns: str, name: str, phases: tuple[str, ...] = ("Suc
                timeout: float = 120) -> dict[str, Any]:
     def done() -> dict[str, Any] | None:
         obj = get_rr(cluster, ns, name)
-        return obj if obj.get("status", {}).get("phase") in phases else None
+        return obj if in_phase(obj, phases) else None
     return wait_for(done, timeout, 0.2, what=f"{name} to reach {phases}")
 
 
@@ -118,8 +118,11 @@ def test_apply_to_succeeded_with_status_and_columns(cluster, namespace, redis_sr
         assert header == ["NAME", "PHASE", "STEP", "ROWS", "AGE"], table
         assert table.splitlines()[1].split()[:4] == ["small", "Succeeded", "<none>", "100"] or \
             table.splitlines()[1].split()[:3] == ["small", "Succeeded", "100"], table
-        events = cluster.kubectl("get", "events", "-n", namespace, "--field-selector",
-                                 "involvedObject.name=small", "-o", "jsonpath={.items[*].reason}").stdout.split()
+        def reasons() -> list[str]:
+            return cluster.kubectl("get", "events", "-n", namespace, "--field-selector", "involvedObject.name=small",
+                                   "-o", "jsonpath={.items[*].reason}").stdout.split()
+        # the operator posts the Succeeded Event just after the status write we saw
+        events = wait_for(lambda: "Succeeded" in (e := reasons()) and e, 60, 0.2, what="the Succeeded Event")
         assert "Accepted" in events and "Succeeded" in events
         assert chains_published(redis_srv, obj["metadata"]["uid"]) == 1
         print(f"\napply-to-Succeeded latency (100 rows, 3 steps): {latency:.2f}s")
@@ -267,7 +270,13 @@ def test_deadline_fails_the_report_and_workers_drop_its_jobs(cluster, namespace,
     env = {"GOREPORTS_ARTIFACT_DIR": str(shared / "staging")}
     collector = start_worker(redis_srv.addr, "sqlite", log=tmp_path / "w-c.log", **env)
     late = None
+    r = redis.Redis(*redis_srv.addr.split(":"))
+    stream = "goreports:jobs:generators:csv-late"
     try:
+        # The 4 s deadline starts at creation: a collector still importing its modules on a
+        # loaded machine would drop the collect job too, and no csv job would ever wait.
+        wait_for(lambda: "serving" in (tmp_path / "w-c.log").read_text(), 90, 0.1,
+                 what="the collector worker to serve")
         doc = report("late", sample_db, tmp_path / "out", 10, deadlineSeconds=4)
         # a dedicated pool that nobody serves yet
         doc["spec"]["steps"][1] = {"name": "file", "pattern": "csv-late",
@@ -278,14 +287,14 @@ def test_deadline_fails_the_report_and_workers_drop_its_jobs(cluster, namespace,
         assert st["phase"] == "Failed", st
         ready = next(c for c in st["conditions"] if c["type"] == "Ready")
         assert ready["reason"] == "DeadlineExceeded" and "deadlineSeconds=4" in ready["message"]
+        assert r.xlen(stream) == 1, "the collector did not hand the csv job on"
         late = start_worker(redis_srv.addr, "csv-late=csv", log=tmp_path / "w-late.log", **env)
-        r = redis.Redis(*redis_srv.addr.split(":"))
 
         def drained() -> bool:
-            groups = {g["name"]: g for g in r.xinfo_groups("goreports:jobs:generators:csv-late")}
-            g = groups.get(b"csv-late") or groups.get("csv-late")
+            groups = {g["name"]: g for g in r.xinfo_groups(stream)}
+            g = groups.get(b"csv-late") or groups.get("csv-late")  # made by the worker when it starts
             return bool(g) and g["pending"] == 0 and g["lag"] == 0
-        wait_for(drained, 30, what="the late csv job to be taken and dropped")
+        wait_for(drained, 90, what="the late csv job to be taken and dropped")
         assert not (tmp_path / "out").exists()
         assert get_rr(cluster, namespace, "late")["status"]["phase"] == "Failed"
     finally:

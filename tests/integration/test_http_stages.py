@@ -103,7 +103,9 @@ async def test_collector_stops_at_the_size_limit(tmp_path: Path, api_server: Api
     with pytest.raises(PermanentError, match="maxResponseBytes=200000") as e:
         await collect_http(task, ctx)
     assert e.value.reason == "ResponseTooLarge"
-    assert time.monotonic() - started < 5
+    # it hung up at the limit, it did not wait for the request's 30 s timeout (a bound far
+    # above the ~0.1 s it takes, so a loaded machine does not trip it)
+    assert time.monotonic() - started < 20
     assert api_server.big_sent < api_server.big_bytes  # the client stopped reading early
 
 
@@ -555,9 +557,8 @@ async def test_failed_report_notifies_through_the_runtime(tmp_path: Path, api_se
     runner = asyncio.create_task(worker.run(stop))
     try:
         await bus.publish(head)
-        for _ in range(200):
-            if hook_server.hooks:
-                break
+        deadline = time.monotonic() + 60
+        while not hook_server.hooks and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
     finally:
         stop.set()

@@ -15,7 +15,8 @@ from goreports.core import compiler
 from goreports.core.bus.redis import RedisBus
 from goreports.core.keys import Keys
 from goreports.proto import events_pb2
-from support.observability import health, make_db, scrape, sqlite_report, value, wait_scrape
+from support.observability import (Samples, health, make_db, scrape, scrape_until, sqlite_report,
+                                   value, wait_scrape)
 from support.servers import free_port
 from support.workers import start_worker, stop, struct_job
 
@@ -74,7 +75,11 @@ async def test_a_report_moves_the_counters_and_histograms_by_its_amounts(
     await bus.publish(head)
     csv_done = await wait_event(bus, uid, "table", events_pb2.STEP_STATE_SUCCEEDED)
     await wait_event(bus, uid, "deliver", events_pb2.STEP_STATE_SUCCEEDED)
-    after = scrape(port)
+    # the worker counts a job just after emitting its Succeeded event: wait for the counts
+    after = await asyncio.to_thread(scrape_until, port, lambda s: all(
+        value(s, "goreports_jobs_succeeded_total", pattern=p)
+        > value(before, "goreports_jobs_succeeded_total", pattern=p) for p in ("sqlite", "csv", "local")),
+        what="a success counted for each pattern")
 
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
@@ -101,11 +106,18 @@ async def test_retries_failures_and_in_progress_are_counted(
         worker: tuple[int, int, Path], bus: RedisBus, tmp_path: Path) -> None:
     port, _, _ = worker
     before = scrape(port)
-    # Running: in progress while the stage sleeps.
+    # Running: in progress while the stage sleeps. The stage writes `startedFile` first thing,
+    # inside the in-progress gauge; its 3 s sleep leaves room to scrape on a loaded machine.
     slow = uuid.uuid4().hex
+    started = tmp_path / "slow-started"
     await bus.publish(struct_job("deliver", "dispatchers", "test-effect",
-                                 {"sleep": 1.5, "effectFile": str(tmp_path / "slow")}, uid=slow))
+                                 {"sleep": 3, "effectFile": str(tmp_path / "slow"),
+                                  "startedFile": str(started)}, uid=slow))
     await wait_event(bus, slow, "deliver", events_pb2.STEP_STATE_RUNNING)
+    for _ in range(600):  # 30 s at most
+        if started.exists():
+            break
+        await asyncio.sleep(0.05)
     during = scrape(port)
     assert value(during, "goreports_jobs_in_progress", pattern="test-effect") == 1
     await wait_event(bus, slow, "deliver", events_pb2.STEP_STATE_SUCCEEDED)
@@ -117,13 +129,21 @@ async def test_retries_failures_and_in_progress_are_counted(
                                  {"permanent": "target refused", "effectFile": "x"}, uid=refused))
     await wait_event(bus, flaky, "deliver", events_pb2.STEP_STATE_SUCCEEDED)
     await wait_event(bus, refused, "deliver", events_pb2.STEP_STATE_FAILED)
-    await asyncio.sleep(0.2)  # the failure is counted right after its event
-    after = scrape(port)
+    p = "test-effect"
+
+    def counted(s: Samples) -> bool:
+        """Every job's counts are in (a success is counted just after its event)."""
+        return (value(s, "goreports_jobs_started_total", pattern=p)
+                - value(before, "goreports_jobs_started_total", pattern=p) >= 4
+                and value(s, "goreports_jobs_succeeded_total", pattern=p)
+                - value(before, "goreports_jobs_succeeded_total", pattern=p) >= 2
+                and value(s, "goreports_jobs_failed_total", pattern=p)
+                - value(before, "goreports_jobs_failed_total", pattern=p) >= 1)
+    after = await asyncio.to_thread(scrape_until, port, counted, what="the four runs counted")
 
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
-    p = "test-effect"
     assert delta("goreports_jobs_started_total", pattern=p) == 4  # slow, flaky x2, refused
     assert delta("goreports_jobs_succeeded_total", pattern=p) == 2
     assert delta("goreports_jobs_retried_total", pattern=p) == 1
@@ -131,8 +151,9 @@ async def test_retries_failures_and_in_progress_are_counted(
     assert delta("goreports_jobs_failed_total", pattern=p) == 1
     assert delta("goreports_stage_duration_seconds_count", pattern=p, outcome="success") == 2
     assert delta("goreports_stage_duration_seconds_count", pattern=p, outcome="error") == 2
-    # the slow run landed in the 2.5 s bucket, not below 1 s
-    assert delta("goreports_stage_duration_seconds_bucket", pattern=p, outcome="success", le="2.5") == 2
+    # the slow run (3 s) landed in the 5 s bucket, not below 2.5 s; the other below 1 s
+    assert delta("goreports_stage_duration_seconds_bucket", pattern=p, outcome="success", le="5.0") == 2
+    assert delta("goreports_stage_duration_seconds_bucket", pattern=p, outcome="success", le="2.5") == 1
     assert delta("goreports_stage_duration_seconds_bucket", pattern=p, outcome="success", le="1.0") == 1
     assert value(after, "goreports_jobs_in_progress", pattern=p) == 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import socket
 import time
 import uuid
 from decimal import Decimal
@@ -26,7 +27,6 @@ from goreports.proto import events_pb2, tasks_pb2
 from goreports.workers.collectors import mysql as collector
 from goreports.workers.stage import StageContext
 from support.mariadb import MariaDB, mariadb  # noqa: F401  (session fixture)
-from support.servers import free_port
 from support.workers import start_worker, stop
 from unit.workers.stagekit import drain, make_ctx, output
 
@@ -330,11 +330,13 @@ async def test_a_cancelled_report_stops_a_long_read(tmp_path: Path, bus: RedisBu
 
 async def test_server_not_listening_is_temporary(tmp_path: Path, bus: RedisBus,
                                                  shop: MariaDB) -> None:
-    port = free_port()
-    ctx = context(tmp_path, bus, shop)
-    t = task(bus, query("q", "SELECT 1"), port=port, host="127.0.0.1", connect_timeout_seconds=2)
-    with pytest.raises(TemporaryError) as err:
-        await collector.collect_mysql(t, ctx)
+    with socket.socket() as held:  # bound, never listening: no other server can take it meanwhile
+        held.bind(("127.0.0.1", 0))
+        port = int(held.getsockname()[1])
+        ctx = context(tmp_path, bus, shop)
+        t = task(bus, query("q", "SELECT 1"), port=port, host="127.0.0.1", connect_timeout_seconds=2)
+        with pytest.raises(TemporaryError) as err:
+            await collector.collect_mysql(t, ctx)
     text = str(err.value)
     assert f"127.0.0.1:{port}" in text and f"database '{DB}'" in text
     assert shop.password not in text

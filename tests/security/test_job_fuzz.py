@@ -98,7 +98,7 @@ def test_garbage_jobs_are_dead_lettered_and_the_worker_keeps_serving(
         fleet: Fleet, tmp_path: Path, record: Any) -> None:
     r = fleet.redis()
     for c, p in TARGETS:  # the worker's groups exist once it has polled each stream
-        wait_for(lambda: r.exists(_stream(c, p)) and r.xinfo_groups(_stream(c, p)), 30,
+        wait_for(lambda: r.exists(_stream(c, p)) and r.xinfo_groups(_stream(c, p)), 90,
                  what=f"the worker's group on {p}")
     injected = {"n": 0}
 
@@ -119,7 +119,7 @@ def test_garbage_jobs_are_dead_lettered_and_the_worker_keeps_serving(
             r.xadd(_stream(channel, pattern), fields)
         injected["n"] += len(batch)
         try:
-            wait_for(lambda: _settled(fleet, expected), 30, 0.05)
+            wait_for(lambda: _settled(fleet, expected), 60, 0.05)
         except TimeoutError:
             raise AssertionError(f"{len(batch)} garbage entries on {pattern}: expected dead "
                                  f"letters {expected}, got {_state(fleet)}; batch {batch!r}; "
@@ -139,7 +139,7 @@ def test_garbage_jobs_are_dead_lettered_and_the_worker_keeps_serving(
     r.xadd(_stream("dispatchers", "test-effect"), {"job": struct_job(
         "deliver", "dispatchers", "test-effect", {"effectFile": str(effect)},
         uid=uid).SerializeToString()})
-    wait_for(effect.exists, 30, what="the good job after the garbage")
+    wait_for(effect.exists, 60, what="the good job after the garbage")
     assert effect.read_text().split()[0] == uid
     assert fleet.alive()
     record("garbage jobs", f"{injected['n']} fuzzed stream entries on 5 job streams "

@@ -13,10 +13,10 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from goreports.api.auth import ACCESS, AuthConfig, issue_token
-from support.servers import free_port, wait_port
+from support.servers import free_port, port_taken, wait_port
 
 TESTS = Path(__file__).resolve().parents[1]
 SECRET = "e2e-test-secret-of-the-reports-api-0123456789"
@@ -37,24 +37,30 @@ class ApiProcess:
     """`goreports api` on free ports; `url` is the REST base, `grpc_target` host:port."""
 
     def __init__(self, kubeconfig: Path, tmp: Path, *, name: str = "api", **env: str) -> None:
-        self.http_port, self.grpc_port = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{self.http_port}"
-        self.grpc_target = f"127.0.0.1:{self.grpc_port}"
         self.log = tmp / f"{name}.log"
         full_env = dict(os.environ)
         full_env.update(KUBECONFIG=str(kubeconfig), JWT_SECRET_KEY=SECRET, GOREPORTS_LOG_LEVEL="INFO",
                         PYTHONPATH=str(TESTS))
         full_env.update(env)
-        args = [sys.executable, "-c", _RUN, "api", "--host", "127.0.0.1", "--http-port",
-                str(self.http_port), "--grpc-port", str(self.grpc_port), "--grace-period", "2"]
-        self.proc = subprocess.Popen(args, env=full_env, cwd=tmp, stdout=open(self.log, "ab"),
-                                     stderr=subprocess.STDOUT)
-        try:
-            wait_port(self.http_port, timeout=30, proc=self.proc)
-            wait_port(self.grpc_port, timeout=30, proc=self.proc)
-        except Exception as e:
-            self.stop()
-            raise RuntimeError(f"the API did not start: {e}\n{self.log.read_text()[-3000:]}") from e
+        for attempt in range(5):
+            self.http_port, self.grpc_port = free_port(), free_port()
+            self.url = f"http://127.0.0.1:{self.http_port}"
+            self.grpc_target = f"127.0.0.1:{self.grpc_port}"
+            args = [sys.executable, "-c", _RUN, "api", "--host", "127.0.0.1", "--http-port",
+                    str(self.http_port), "--grpc-port", str(self.grpc_port), "--grace-period", "2"]
+            logged = self.log.stat().st_size if self.log.exists() else 0
+            self.proc = subprocess.Popen(args, env=full_env, cwd=tmp, stdout=open(self.log, "ab"),
+                                         stderr=subprocess.STDOUT)
+            try:
+                wait_port(self.http_port, timeout=90, proc=self.proc)
+                wait_port(self.grpc_port, timeout=90, proc=self.proc)
+                return
+            except Exception as e:
+                self.stop()
+                text = self.log.read_bytes()[logged:].decode(errors="replace")
+                if attempt < 4 and port_taken(text):
+                    continue  # a port was taken before the API bound it: other ports
+                raise RuntimeError(f"the API did not start: {e}\n{text[-3000:]}") from e
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -89,8 +95,11 @@ def call(method: str, url: str, body: Any = None, *, token: str | None = None,
         return status, rh, text
 
 
-def sse_events(url: str, token: str, timeout: float = 120) -> list[tuple[str, dict[str, Any]]]:
-    """Read a server-sent event stream to its end: [(event, data), ...]."""
+def sse_events(url: str, token: str, timeout: float = 120,
+               on_event: Callable[[str, dict[str, Any]], None] | None = None
+               ) -> list[tuple[str, dict[str, Any]]]:
+    """Read a server-sent event stream to its end: [(event, data), ...]; `on_event` is called
+    with each as it arrives (a test can wait for the first before changing anything)."""
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}",
                                                "Accept": "text/event-stream"})
     events: list[tuple[str, dict[str, Any]]] = []
@@ -106,6 +115,8 @@ def sse_events(url: str, token: str, timeout: float = 120) -> list[tuple[str, di
                 data += line[5:].strip()
             elif line == "" and data:
                 events.append((kind, json.loads(data)))
+                if on_event is not None:
+                    on_event(*events[-1])
                 kind, data = "message", ""
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the event stream did not end in {timeout}s: {events}")

@@ -14,7 +14,7 @@ import json
 import os
 import re
 import signal
-import subprocess
+import socket
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from support.machine import describe
-from support.servers import RedisServer, free_port, require_binary, wait_port
+from support.servers import RedisServer
 from support.smtp import Collector
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,14 +39,14 @@ class AofRedis(RedisServer):
 
     appendonly: bool = True
 
-    def start(self) -> "AofRedis":
-        binary = require_binary("redis-server")
-        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+    def args(self, binary: str) -> list[str]:
+        return [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.dir),
                 "--protected-mode", "no", "--loglevel", "warning",
                 "--logfile", str(self.dir / "redis.log")]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.port, proc=self.proc)
+
+    def start(self) -> "AofRedis":
+        super().start()
         return self
 
     def kill(self) -> None:
@@ -71,7 +71,11 @@ class HoldingProxy:
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
-        self.port = free_port()
+        # Bound now (port 0: the kernel's pick), listened on in start(): no other process can
+        # take the port between choosing it and serving on it.
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = int(self._sock.getsockname()[1])
         self.requests: list[tuple[str, str]] = []
         self.held = threading.Event()
         self._released = threading.Event()
@@ -89,7 +93,7 @@ class HoldingProxy:
     def start(self) -> "HoldingProxy":
         self._thread.start()
         fut = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._handle, "127.0.0.1", self.port), self._loop)
+            asyncio.start_server(self._handle, sock=self._sock), self._loop)
         self._server = fut.result(10)
         return self
 
@@ -97,6 +101,7 @@ class HoldingProxy:
         self._released.set()
         if self._server is not None:
             self._server.close()
+        self._sock.close()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
@@ -265,11 +270,12 @@ def get_report(cluster: Any, ns: str, name: str) -> dict[str, Any]:
 
 def wait_final(cluster: Any, ns: str, name: str, timeout: float = 120) -> dict[str, Any]:
     """The ReportRequest once its phase is Succeeded or Failed."""
+    from support.k8s import in_phase
     from support.workers import wait_for
 
     def done() -> dict[str, Any] | None:
         obj = get_report(cluster, ns, name)
-        return obj if obj.get("status", {}).get("phase") in ("Succeeded", "Failed") else None
+        return obj if in_phase(obj) else None
     return wait_for(done, timeout, 0.2, what=f"{name} to finish")  # type: ignore[no-any-return]
 
 

@@ -13,6 +13,7 @@ import hmac
 import json
 import re
 import secrets
+import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -25,32 +26,46 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from support.servers import free_port
-
 HOST = "127.0.0.1"
 
 
 class Httpd:
-    """An aiohttp Application served on 127.0.0.1:<free port>."""
+    """An aiohttp Application served on 127.0.0.1:<free port>.
+
+    The socket is bound when the object is made (port 0: the kernel's pick) and served on by
+    start(), so no other process can take the port in between; `port` is known at once."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        self._sock: socket.socket | None = self._bind(0)
+        self.port = int(self._sock.getsockname()[1])
         self.app = web.Application(client_max_size=64 * 1024 * 1024)
         self._runner: web.AppRunner | None = None
+
+    @staticmethod
+    def _bind(port: int) -> socket.socket:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((HOST, port))
+        return sock
 
     def url(self, path: str = "/") -> str:
         return f"http://{HOST}:{self.port}{path}"
 
     async def start(self) -> "Httpd":
+        if self._sock is None:  # started again after stop(): the same port
+            self._sock = self._bind(self.port)
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, HOST, self.port).start()
+        await web.SockSite(self._runner, self._sock).start()
         return self
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
 
 
 # -- a paged JSON API -----------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -51,7 +51,7 @@ def health(port: int) -> tuple[int, dict[str, Any]]:
         return e.code, json.loads(e.read())
 
 
-def wait_scrape(port: int, timeout: float = 30.0) -> Samples:
+def wait_scrape(port: int, timeout: float = 90.0) -> Samples:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -60,6 +60,23 @@ def wait_scrape(port: int, timeout: float = 30.0) -> Samples:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def scrape_until(port: int, done: Callable[[Samples], bool], timeout: float = 60.0,
+                 what: str = "the expected samples") -> Samples:
+    """Scrape until `done(samples)`, and return those samples.
+
+    Why: a worker counts a job just *after* the event (or the status that follows from it) that
+    tells a test the job finished, so a single scrape at that moment can come a moment early on
+    a loaded machine. Tests wait for the counts to arrive here, then assert them exactly."""
+    deadline = time.monotonic() + timeout
+    while True:
+        samples = scrape(port)
+        if done(samples):
+            return samples
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what} on port {port}")
+        time.sleep(0.1)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,14 +13,24 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis
+
 
 def free_port() -> int:
+    """A port free right now. Between this call and the server's bind another process may take
+    it (an outgoing connection's local port, another test's server): servers started on it
+    must notice that and start again on another port (see RedisServer.start)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def wait_port(port: int, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:  # type: ignore[type-arg]
+def port_taken(log_text: str) -> bool:
+    """Whether a server's log says its port was taken (between free_port() and its bind)."""
+    return "address already in use" in log_text.lower() or "errno 98" in log_text.lower()
+
+
+def wait_port(port: int, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:  # type: ignore[type-arg]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -60,19 +70,53 @@ class RedisServer:
     port: int = field(default_factory=free_port)
     dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="goreports-redis-")))
     proc: subprocess.Popen | None = None  # type: ignore[type-arg]
+    _started: bool = field(default=False, repr=False)
 
     @property
     def addr(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> "RedisServer":
-        binary = require_binary("redis-server")
-        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+    def args(self, binary: str) -> list[str]:
+        return [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "yes" if self.appendonly else "no", "--dir", str(self.dir),
                 "--protected-mode", "no", "--loglevel", "warning"]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(self.port, proc=self.proc)
-        return self
+
+    def start(self) -> "RedisServer":
+        """Start and wait until *this* process answers on the port. On its first start the
+        server moves to another free port when the one picked was taken meanwhile (redis-server
+        then exits, or another server answers there); a restart keeps its port (clients hold
+        the address)."""
+        binary = require_binary("redis-server")
+        for attempt in range(5):
+            self.proc = subprocess.Popen(self.args(binary), stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL)
+            try:
+                self._wait_own()
+            except RuntimeError:
+                terminate(self.proc)
+                if self._started or attempt == 4:
+                    raise
+                self.port = free_port()
+                continue
+            self._started = True
+            return self
+        raise AssertionError("unreachable")
+
+    def _wait_own(self, timeout: float = 60.0) -> None:
+        """Until the redis-server answering on the port is our process (INFO's process_id)."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode} before "
+                                   f"listening on {self.port}")
+            pid = _redis_pid(self.port)
+            if pid == self.proc.pid:
+                return
+            if pid is not None:  # someone else's server holds the port
+                raise RuntimeError(f"port {self.port} is held by another redis-server ({pid})")
+            time.sleep(0.05)
+        raise TimeoutError(f"redis-server did not answer on 127.0.0.1:{self.port} after {timeout}s")
 
     def stop(self) -> None:
         terminate(self.proc)
@@ -85,3 +129,14 @@ class RedisServer:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _redis_pid(port: int) -> int | None:
+    """The process id of the redis-server answering on 127.0.0.1:`port`, None when none does."""
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        return int(client.info("server")["process_id"])
+    except (redis.RedisError, OSError, KeyError, ValueError):
+        return None
+    finally:
+        client.close()

@@ -148,14 +148,22 @@ class SmtpServer:
                 kwargs.update(tls_context=context, require_starttls=True, auth_require_tls=True)
             else:  # implicit TLS: the whole connection is TLS, aiosmtpd need not check
                 kwargs.update(ssl_context=context, auth_require_tls=False)
-        with warnings.catch_warnings():
-            # aiosmtpd warns about AUTH without STARTTLS; with implicit TLS there is no clear
-            # text (tests of that server filter the same warning on each connection)
-            warnings.simplefilter("ignore", UserWarning)
-            self.controller = Controller(self.handler, hostname=self.host, port=self.port,
-                                         ready_timeout=10, **kwargs)
-        self.controller.start()
-        return self
+        for attempt in range(5):
+            with warnings.catch_warnings():
+                # aiosmtpd warns about AUTH without STARTTLS; with implicit TLS there is no
+                # clear text (tests of that server filter the same warning on each connection)
+                warnings.simplefilter("ignore", UserWarning)
+                self.controller = Controller(self.handler, hostname=self.host, port=self.port,
+                                             ready_timeout=60, **kwargs)
+            try:
+                self.controller.start()
+                return self
+            except OSError:  # the free port was taken before the bind: another one
+                self.controller = None
+                if attempt == 4:
+                    raise
+                self.port = free_port()
+        raise AssertionError("unreachable")
 
     def stop(self) -> None:
         if self.controller is not None:
