@@ -107,7 +107,7 @@ class DatasetWriter:
             self.rows += len(chunk)
         end = pb.DatasetEnd(generation=self.generation, row_count=self.rows,
                             checksum=self._sum.hexdigest())
-        end.finished_at.GetCurrentTime()
+        end.finished_at.seconds, end.finished_at.nanos = divmod(time.time_ns(), 1_000_000_000)
         tail.append(pb.DatasetEntry(end=end).SerializeToString())
         ids = await self.bus.stream_end(self.stream, tail, ttl=self.ttl,
                                         generation_key=_gen_key(self.stream),

@@ -113,16 +113,30 @@ BUILD_INFO.labels(_version()).set(1)
 
 
 # -- worker hooks (called by the runtime; each one line there) ----------------------------------
+# A metric's child per label values, looked up once: `labels()` takes a lock and builds a key
+# on every call, and the runtime makes several such calls per job. Children of these metrics
+# are never removed, so a cached one stays the registered one.
+_children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    key = (id(metric), labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
 def job_started(pattern: str) -> None:
-    JOBS_STARTED.labels(pattern).inc()
+    _child(JOBS_STARTED, pattern).inc()
 
 
 def job_succeeded(pattern: str, rows: int, size: int) -> None:
-    JOBS_SUCCEEDED.labels(pattern).inc()
+    _child(JOBS_SUCCEEDED, pattern).inc()
     if rows:
-        ROWS.labels(pattern).inc(rows)
+        _child(ROWS, pattern).inc(rows)
     if size:
-        BYTES.labels(pattern).inc(size)
+        _child(BYTES, pattern).inc(size)
 
 
 def job_failed(pattern: str, reason: str) -> None:
@@ -138,7 +152,7 @@ def stage_timer(pattern: str) -> Iterator[None]:
     """Time one stage function call and count it as in progress meanwhile."""
     started = time.monotonic()
     outcome = "error"
-    gauge = JOBS_IN_PROGRESS.labels(pattern)
+    gauge = _child(JOBS_IN_PROGRESS, pattern)
     gauge.inc()
     try:
         yield
@@ -150,7 +164,7 @@ def stage_timer(pattern: str) -> Iterator[None]:
         raise
     finally:
         gauge.dec()
-        STAGE_DURATION.labels(pattern, outcome).observe(time.monotonic() - started)
+        _child(STAGE_DURATION, pattern, outcome).observe(time.monotonic() - started)
 
 
 # -- reports by phase (fed by the operator's watch) -------------------------------------------

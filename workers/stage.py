@@ -11,7 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
 
 from goreports.core.bus.base import Bus
 from goreports.core.datasets import DatasetReader, DatasetWriter
@@ -65,15 +65,37 @@ class StageContext:
                            columns: Sequence[dataset_pb2.Column]) -> DatasetWriter:
         """Start (a new generation of) a dataset; the next job is published at once so that
         its reader starts while rows still arrive."""
-        writer = DatasetWriter(
+        writer = self._writer(output, columns)
+        await writer.start()
+        await self.publish_next()
+        return writer
+
+    async def write_dataset(self, output: tasks_pb2.Output, columns: Sequence[dataset_pb2.Column],
+                            rows: Sequence[Sequence[Any]]) -> tuple[int, str]:
+        """A whole dataset whose rows are all at hand (a query that fit in its first fetch);
+        returns (row count, checksum) like `DatasetWriter.close`.
+
+        Rows fewer than a batch leave with the end marker, so nobody has to read while they
+        are written: the next job is then not published here but with the step's success
+        (the runtime's atomic publish-next-and-ack), which saves a small report a round trip.
+        More rows than that leave in batches first, and the reader is published at once, as
+        by `open_dataset` (the writer waits for it). A later `open_dataset` of the same step
+        publishes the next job at its start either way."""
+        writer = self._writer(output, columns)
+        await writer.start()
+        if len(rows) >= writer.batch_rows:
+            await self.publish_next()
+        await writer.write(rows)
+        return await writer.close()
+
+    def _writer(self, output: tasks_pb2.Output,
+                columns: Sequence[dataset_pb2.Column]) -> DatasetWriter:
+        return DatasetWriter(
             self.bus, output.dataset.stream, dataset=output.dataset.name, step=self.step,
             readers=list(output.readers), columns=list(columns),
             batch_rows=self.settings.batch_rows, window_batches=self.settings.window_batches,
             ttl=self.settings.report_ttl, on_progress=self.progress, is_cancelled=self.is_cancelled,
         )
-        await writer.start()
-        await self.publish_next()
-        return writer
 
     def read_dataset(self, ref: tasks_pb2.DatasetRef) -> DatasetReader:
         return DatasetReader(self.bus, ref.stream, dataset=ref.name, reader=self.step,

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from google.protobuf.message import DecodeError
-from redis.exceptions import MaxConnectionsError, NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from goreports.core.bus.base import Backlog, Bus, DeadLetter, Delivery, Start
 from goreports.core.keys import Keys
@@ -166,37 +166,6 @@ class _Script:
             return await self._script(keys=keys, args=args)
 
 
-class _WaitingPool(aioredis.BlockingConnectionPool):
-    """redis-py's blocking pool, at the plain pool's cost while nobody has to wait.
-
-    BlockingConnectionPool takes a Condition, arms a timeout and enters a context manager to
-    hand out every connection, and takes the Condition again to take it back: ~20 us of client
-    CPU per command (a quarter of a small one; a small report makes 13 in the workers). Here a
-    command finding a free connection, with no command queued before it, takes it as the plain
-    pool would; one that would have to wait (the pool exhausted, or others waiting: their order
-    is kept) goes through the blocking path, and a release wakes a waiter whenever there is one.
-    """
-
-    def _nobody_waits(self) -> bool:
-        waiters = getattr(self._condition, "_waiters", None)  # None: unknown, so be careful
-        return waiters is not None and not waiters and not self._condition.locked()
-
-    async def get_connection(self, command_name: Any = None, *keys: Any, **options: Any) -> Any:
-        if self._nobody_waits() and (self._available_connections
-                                     or len(self._in_use_connections) < self.max_connections):
-            try:
-                return await aioredis.ConnectionPool.get_connection(self)
-            except MaxConnectionsError:  # taken meanwhile: wait like the others
-                pass
-        return await super().get_connection()
-
-    async def release(self, connection: Any) -> None:  # type: ignore[override]
-        if self._nobody_waits():
-            await aioredis.ConnectionPool.release(self, connection)
-        else:
-            await super().release(connection)
-
-
 def _retry() -> Retry:
     """What `redis.asyncio.Redis()` gives its own pool and a pool built here would not: a
     command on a dead pooled connection (Redis restarted) reconnects and is sent again, up to
@@ -214,7 +183,7 @@ def connect(settings: Settings) -> aioredis.Redis:
     limits: dict[str, Any] = {"max_connections": settings.redis_max_connections,
                               "timeout": settings.redis_pool_wait, "retry": _retry()}
     if settings.redis_addr.startswith(("redis://", "rediss://", "unix://")):
-        pool = _WaitingPool.from_url(
+        pool = aioredis.BlockingConnectionPool.from_url(
             settings.redis_addr, db=settings.redis_db, password=settings.redis_pass, **limits)
         return aioredis.Redis.from_pool(pool)
     host, port = settings.redis_host_port()
@@ -222,7 +191,7 @@ def connect(settings: Settings) -> aioredis.Redis:
     if settings.redis_tls:
         kwargs.update(connection_class=aioredis.SSLConnection, ssl_ca_certs=settings.redis_tls_ca,
                       ssl_cert_reqs=ssl.CERT_REQUIRED if settings.redis_tls_ca else ssl.CERT_NONE)
-    pool = _WaitingPool(
+    pool = aioredis.BlockingConnectionPool(
         host=host, port=port, db=settings.redis_db, password=settings.redis_pass,
         username=settings.redis_username, socket_keepalive=True, health_check_interval=30,
         **limits, **kwargs)

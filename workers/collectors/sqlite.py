@@ -9,7 +9,11 @@ database server. Why it looks like this:
   All queries run in one read transaction, so the datasets of one report agree with each other.
 - Streaming: rows leave with `fetchmany(batch_rows)`; every sqlite call that can block
   (connect, execute with its first fetch, later fetches) runs in a thread (`asyncio.to_thread`)
-  so the event loop keeps serving heartbeats; a report that fits in one batch costs two hops.
+  so the event loop keeps serving heartbeats; connecting and the first query share a hop (a
+  thread hop costs a small report about as much as a Redis round trip), so a report that fits
+  in one batch costs one hop, and its dataset is written whole (`ctx.write_dataset`: the next
+  step is published with this one's success rather than at the dataset's start, one round trip
+  fewer).
 
 Column types. SQLite is dynamically typed and the driver reports no types in
 `cursor.description`. The driver's own answer (`detect_types` with `register_converter`) was
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import re
 import sqlite3
 from pathlib import Path
@@ -234,16 +239,72 @@ def _execute(conn: sqlite3.Connection, sql: str, params: dict[str, Any], batch: 
     return cur, (cur.fetchmany(batch) if cur.description is not None else [])
 
 
-async def _collect(conn: sqlite3.Connection, db: str, query: tasks_pb2.Query, batch: int,
-                   ctx: StageContext) -> int:
+class _Opening:
+    """What the loop and the thread opening the database share: the connection as soon as it
+    exists (so that a cancellation can interrupt the first query) and whether the loop gave up
+    waiting (then the thread runs nothing more and closes the connection itself)."""
+
+    def __init__(self) -> None:
+        self.conn: sqlite3.Connection | None = None
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        conn = self.conn
+        if conn is not None:
+            try:
+                conn.interrupt()  # a first query may be running in the thread: stop it
+            except sqlite3.ProgrammingError:  # the thread has closed it already
+                pass
+
+
+# The outcome of a query run ahead (`_open`): its cursor and first rows, or its driver error.
+Started = tuple[sqlite3.Cursor, list[tuple[Any, ...]]] | Exception | None
+
+
+def _open(path: Path, first: tuple[str, dict[str, Any], int] | None, opening: _Opening
+          ) -> tuple[sqlite3.Connection, Started] | None:
+    """Connect and run the first query (sql, params, batch) in the same thread hop: a small
+    report pays one hop, not two. A driver error of the query is returned (the loop names the
+    query in it); one of connecting is raised."""
+    conn = _connect(path)
+    opening.conn = conn
+    started: Started = None
+    try:
+        if first is not None and not opening.cancelled:
+            try:
+                started = _execute(conn, *first)
+            except (sqlite3.Error, sqlite3.Warning) as e:
+                started = e
+    except BaseException:  # anything else fails the stage: nobody gets the connection
+        conn.close()
+        raise
+    if opening.cancelled:  # nobody waits for this connection any more
+        conn.close()
+        return None
+    return conn, started
+
+
+def _checked(query: tasks_pb2.Query) -> dict[str, Any]:
+    """The query's bound parameters, once it is known to name its dataset."""
     if not query.output.dataset.stream:
         raise PermanentError(f"query {query.name!r} has no output dataset stream",
                              reason="InvalidTask")
-    params = bind_parameters(query)
-    try:
-        cur, first = await asyncio.to_thread(_execute, conn, query.sql, params, batch)
-    except (sqlite3.Error, sqlite3.Warning) as e:
-        raise _fail(query, db, e) from None
+    return bind_parameters(query)
+
+
+async def _collect(conn: sqlite3.Connection, db: str, query: tasks_pb2.Query, batch: int,
+                   ctx: StageContext, started: Started = None) -> int:
+    """One query -> one dataset; `started` is the outcome of running it already (`_open`)."""
+    if started is None:
+        params = _checked(query)
+        try:
+            started = await asyncio.to_thread(_execute, conn, query.sql, params, batch)
+        except (sqlite3.Error, sqlite3.Warning) as e:
+            raise _fail(query, db, e) from None
+    if isinstance(started, Exception):
+        raise _fail(query, db, started) from None
+    cur, first = started
     if cur.description is None:
         raise PermanentError(f"query {query.name!r} on {db} returns no rows: only SELECT "
                              f"statements can feed a dataset", reason="StatementRefused")
@@ -253,8 +314,12 @@ async def _collect(conn: sqlite3.Connection, db: str, query: tasks_pb2.Query, ba
         raise PermanentError(f"query {query.name!r} returns the column name(s) {dupes} more than "
                              f"once; give each column a unique alias", reason="DuplicateColumn")
     columns, converters = column_types(list(names), list(hints), first)
-    ctx.log.info("query %s: columns %s", query.name,
-                 ", ".join(f"{c.name}:{values.TYPE_NAMES[c.type]}" for c in columns))
+    if ctx.log.isEnabledFor(logging.INFO):
+        ctx.log.info("query %s: columns %s", query.name,
+                     ", ".join(f"{c.name}:{values.TYPE_NAMES[c.type]}" for c in columns))
+    if len(first) < batch:  # the first fetch had every row: one write, no stream to follow
+        count, _ = await ctx.write_dataset(query.output, columns, convert_rows(first, converters))
+        return count
     writer = await ctx.open_dataset(query.output, columns)
     rows = convert_rows(first, converters)
     while rows:
@@ -281,15 +346,32 @@ async def collect_sqlite(task: tasks_pb2.SqliteCollector, ctx: StageContext) -> 
         raise PermanentError(f"SQLite collector for {task.database!r} has no queries",
                              reason="InvalidTask")
     batch = task.batch_rows or ctx.settings.batch_rows
+    head = task.query_list[0]
+    invalid: PermanentError | None = None
+    try:  # the first query runs in the hop that connects; a fault in it fails after connecting
+        first: tuple[str, dict[str, Any], int] | None = (head.sql, _checked(head), batch)
+    except PermanentError as e:
+        first, invalid = None, e
+    opening = _Opening()
     try:
-        conn = await asyncio.to_thread(_connect, path)
+        opened = await asyncio.to_thread(_open, path, first, opening)
     except sqlite3.Error as e:
         raise PermanentError(f"cannot open SQLite database {task.database!r} read-only: {e}",
                              reason="DatabaseUnreadable") from None
+    except Exception:  # raised by the thread, which closed its connection
+        raise
+    except BaseException:  # cancelled while the thread works: it must stop and clean up
+        opening.cancel()
+        raise
+    assert opened is not None  # None only for a loop that stopped waiting
+    conn, started = opened
     total = 0
     try:
-        for query in task.query_list:
-            total += await _collect(conn, task.database, query, batch, ctx)
+        if invalid is not None:
+            raise invalid
+        for i, query in enumerate(task.query_list):
+            total += await _collect(conn, task.database, query, batch, ctx,
+                                    started if i == 0 else None)
     except BaseException:
         conn.interrupt()  # a fetch may still run in its thread (cancellation): stop it
         await asyncio.to_thread(conn.close)
