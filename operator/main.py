@@ -21,6 +21,7 @@ import kopf
 from goreports.core import metrics
 from goreports.core.bus.redis import RedisBus
 from goreports.core.settings import Settings
+from goreports.operator import _kubeclient
 from goreports.operator import kube as _kube
 from goreports.operator import reports  # noqa: F401  (registers the ReportRequest handlers)
 from goreports.operator.context import OperatorContext
@@ -51,6 +52,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.execution.max_workers = 20
     # Namespaces are given by name; listing them would need cluster-wide RBAC for nothing.
     settings.scanning.disabled = True
+    asyncio.get_running_loop().set_default_executor(_kubeclient.api_executor())
     s = Settings.from_env()
     bus = RedisBus.from_settings(s)
     ctx = OperatorContext(settings=s, bus=bus, artifacts=artifact_store_from_settings(s),
