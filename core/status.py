@@ -91,13 +91,7 @@ def fold(status: Status, event: events_pb2.StageEvent) -> Status:
         step["message"] = event.error
         s["message"] = f"{event.step} attempt {event.attempt} failed, retrying: {event.error}"
     elif state == "Succeeded":
-        step.update(state="Succeeded", rows=max(step.get("rows", 0), event.rows), finishedAt=now)
-        step.setdefault("startedAt", now)
-        step.pop("message", None)
-        if event.message:
-            step["message"] = event.message
-        if event.duration_seconds:
-            step["durationSeconds"] = round(event.duration_seconds, 3)
+        _step_succeeded(step, event, now)
         arts = {(a.get("step"), a["name"]): a for a in s.get("artifacts", [])}
         for a in event.artifacts:
             arts[(event.step, a.name)] = _artifact(event.step, a)
@@ -120,6 +114,16 @@ def fold(status: Status, event: events_pb2.StageEvent) -> Status:
     return s
 
 
+def _step_succeeded(step: dict[str, Any], event: events_pb2.StageEvent, now: str) -> None:
+    step.update(state="Succeeded", rows=max(step.get("rows", 0), event.rows), finishedAt=now)
+    step.setdefault("startedAt", now)
+    step.pop("message", None)
+    if event.message:
+        step["message"] = event.message
+    if event.duration_seconds:
+        step["durationSeconds"] = round(event.duration_seconds, 3)
+
+
 def _late(s: Status, event: events_pb2.StageEvent) -> Status:
     """An event after the report is final. Only one kind still counts: a streaming producer
     (a collector) sends its own Succeeded, with its final row count, when its stage returns,
@@ -132,13 +136,7 @@ def _late(s: Status, event: events_pb2.StageEvent) -> Status:
     if step is None or step["state"] in FINAL_STEP_STATES:
         return s
     now = _ts(event)
-    step.update(state="Succeeded", rows=max(step.get("rows", 0), event.rows), finishedAt=now)
-    step.setdefault("startedAt", now)
-    step.pop("message", None)
-    if event.message:
-        step["message"] = event.message
-    if event.duration_seconds:
-        step["durationSeconds"] = round(event.duration_seconds, 3)
+    _step_succeeded(step, event, now)
     s["rows"] = max((x.get("rows", 0) for x in s.get("steps", [])), default=0)
     s["currentStep"] = _current_step(s)
     for c in s.get("conditions", []):
