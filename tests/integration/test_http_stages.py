@@ -27,6 +27,7 @@ from goreports.workers.notifiers.notify import notify
 from goreports.workers.stage import StageContext
 from support.httpd import ApiServer, DriveServer, HookServer
 from support.httpd import api_server, drive_server, hook_server  # noqa: F401
+from support.loading import load_module
 from support.smtp import SmtpServer, smtp_server  # noqa: F401
 
 from unit.workers.stagekit import UID, drain, make_ctx, output
@@ -510,12 +511,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_example_module(name: str) -> Any:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return load_module(ROOT / "examples" / f"{name}.py", name)
 
 
 async def test_failed_report_notifies_through_the_runtime(tmp_path: Path, api_server: ApiServer,

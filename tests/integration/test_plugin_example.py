@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import importlib.util
 import re
 import sqlite3
 import subprocess
@@ -30,6 +29,7 @@ from goreports.core import compiler, schema, status as status_mod
 from goreports.core.bus.redis import RedisBus
 from goreports.operator.scaling_logic import PatternRef, parse_scaling_config
 from support.workers import start_worker, stop
+from support.loading import load_module
 
 pytestmark = pytest.mark.integration
 
@@ -59,10 +59,7 @@ def test_the_plugin_package_own_tests_pass() -> None:
 # ------------------------------------------------------------------ its own worker pool
 
 def sample_db(path: Path, rows: int) -> Path:
-    spec = importlib.util.spec_from_file_location("make_sales_db",
-                                                  ROOT / "examples" / "data" / "make_sales_db.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    module = load_module(ROOT / "examples" / "data" / "make_sales_db.py", "make_sales_db")
     return module.build(path, rows=rows)  # type: ignore[no-any-return]
 
 

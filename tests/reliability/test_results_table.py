@@ -2,12 +2,12 @@
 markers of docs/reliability.md (pure functions, no servers)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from support.loading import load_module
 
 pytestmark = pytest.mark.reliability
 
@@ -15,11 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("reliability_table", ROOT / "scripts" / "reliability_table.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module(ROOT / "scripts" / "reliability_table.py", "reliability_table")
 
 
 def rec(run: str, fault: str, **kw: object) -> dict[str, object]:

@@ -2,19 +2,15 @@
 between its markers, with the run's date and machine."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
+from support.loading import load_module
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("security_table", ROOT / "scripts" / "security_table.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module(ROOT / "scripts" / "security_table.py", "security_table")
 
 
 def test_rows_become_a_table_between_the_markers() -> None:

@@ -1,19 +1,14 @@
 """The committed generated protobuf code must match the .proto files."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
+from support.loading import load_module
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 def _gen():
-    spec = importlib.util.spec_from_file_location("gen_proto", ROOT / "scripts" / "gen_proto.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module(ROOT / "scripts" / "gen_proto.py", "gen_proto")
 
 
 def test_generated_code_is_fresh(tmp_path: Path) -> None:

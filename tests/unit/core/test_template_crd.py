@@ -2,7 +2,6 @@
 step with goreports.core.templates; the schedule CRD carries `template` too."""
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 from types import ModuleType
@@ -12,6 +11,7 @@ import yaml
 
 from goreports.core import templates
 from goreports.core.schema import cel_equivalent, is_transition_rule
+from support.loading import load_module
 
 ROOT = Path(__file__).resolve().parents[3]
 CRDS = ROOT / "deploy" / "crds"
@@ -19,12 +19,7 @@ TARGET = CRDS / "goreports.io_reporttemplates.yaml"
 
 
 def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_template_crd",
-                                                  ROOT / "scripts" / "gen_template_crd.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(ROOT / "scripts" / "gen_template_crd.py", "gen_template_crd")
 
 
 def _schema() -> dict[str, Any]:

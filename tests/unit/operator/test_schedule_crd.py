@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import re
 from pathlib import Path
 from types import ModuleType
@@ -14,18 +13,14 @@ import yaml
 
 from goreports.core.schema import validate_spec
 from goreports.operator import schedule_logic as logic
+from support.loading import load_module
 
 ROOT = Path(__file__).resolve().parents[3]
 CRDS = ROOT / "deploy" / "crds"
 
 
 def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_schedule_crd",
-                                                  ROOT / "scripts" / "gen_schedule_crd.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(ROOT / "scripts" / "gen_schedule_crd.py", "gen_schedule_crd")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import importlib.util
 import sqlite3
 from dataclasses import replace
 from decimal import ROUND_HALF_UP, Decimal
@@ -15,16 +14,14 @@ import yaml
 
 from goreports.cli.run import execute
 from goreports.core.settings import Settings
+from support.loading import load_module
 
 ROOT = Path(__file__).resolve().parents[3]
 SPEC = ROOT / "examples" / "aggregate-report.yaml"
 
 
 def sample_db(path: Path, rows: int) -> Path:
-    spec = importlib.util.spec_from_file_location("make_sales_db",
-                                                  ROOT / "examples" / "data" / "make_sales_db.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    module = load_module(ROOT / "examples" / "data" / "make_sales_db.py", "make_sales_db")
     return module.build(path, rows=rows)  # type: ignore[no-any-return]
 
 

@@ -3,7 +3,6 @@ queries run, and its sheets, template and CSV fit the datasets the queries produ
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from pathlib import Path
 
 import openpyxl
@@ -20,17 +19,14 @@ from goreports.workers.generators.excel import generate_excel
 from goreports.workers.generators.mustache import generate_mustache
 
 from unit.workers.stagekit import UID, make_ctx, output, ref
+from support.loading import load_module
 
 ROOT = Path(__file__).resolve().parents[3]
 SPEC = ROOT / "examples" / "sales-report.yaml"
 
 
 def load_maker():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("make_sales_db",
-                                                  ROOT / "examples" / "data" / "make_sales_db.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return load_module(ROOT / "examples" / "data" / "make_sales_db.py", "make_sales_db")
 
 
 def test_sample_database_is_deterministic(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import importlib.util
 import sqlite3
 import time
 from dataclasses import replace
@@ -19,6 +18,7 @@ import yaml
 
 from goreports.cli.run import execute
 from goreports.core.settings import Settings
+from support.loading import load_module
 
 ROOT = Path(__file__).resolve().parents[3]
 SPEC = ROOT / "examples" / "validated-report.yaml"
@@ -26,10 +26,7 @@ SECRET = "example-only-secret-change-me-0123456789"  # the one the example's com
 
 
 def sample_db(path: Path, rows: int) -> Path:
-    spec = importlib.util.spec_from_file_location("make_sales_db",
-                                                  ROOT / "examples" / "data" / "make_sales_db.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    module = load_module(ROOT / "examples" / "data" / "make_sales_db.py", "make_sales_db")
     return module.build(path, rows=rows)  # type: ignore[no-any-return]
 
 
