@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from goreports.api.auth import ACCESS, AuthConfig, issue_token
-from support.servers import free_port, port_taken, wait_port
+from support.servers import spawn_on_free_ports
 
 TESTS = Path(__file__).resolve().parents[1]
 SECRET = "e2e-test-secret-of-the-reports-api-0123456789"
@@ -42,25 +42,17 @@ class ApiProcess:
         full_env.update(KUBECONFIG=str(kubeconfig), JWT_SECRET_KEY=SECRET, GOREPORTS_LOG_LEVEL="INFO",
                         PYTHONPATH=str(TESTS))
         full_env.update(env)
-        for attempt in range(5):
-            self.http_port, self.grpc_port = free_port(), free_port()
-            self.url = f"http://127.0.0.1:{self.http_port}"
-            self.grpc_target = f"127.0.0.1:{self.grpc_port}"
+
+        def spawn(ports: list[int]) -> subprocess.Popen:  # type: ignore[type-arg]
             args = [sys.executable, "-c", _RUN, "api", "--host", "127.0.0.1", "--http-port",
-                    str(self.http_port), "--grpc-port", str(self.grpc_port), "--grace-period", "2"]
-            logged = self.log.stat().st_size if self.log.exists() else 0
-            self.proc = subprocess.Popen(args, env=full_env, cwd=tmp, stdout=open(self.log, "ab"),
-                                         stderr=subprocess.STDOUT)
-            try:
-                wait_port(self.http_port, timeout=90, proc=self.proc)
-                wait_port(self.grpc_port, timeout=90, proc=self.proc)
-                return
-            except Exception as e:
-                self.stop()
-                text = self.log.read_bytes()[logged:].decode(errors="replace")
-                if attempt < 4 and port_taken(text):
-                    continue  # a port was taken before the API bound it: other ports
-                raise RuntimeError(f"the API did not start: {e}\n{text[-3000:]}") from e
+                    str(ports[0]), "--grpc-port", str(ports[1]), "--grace-period", "2"]
+            return subprocess.Popen(args, env=full_env, cwd=tmp, stdout=open(self.log, "ab"),
+                                    stderr=subprocess.STDOUT)
+
+        self.proc, (self.http_port, self.grpc_port) = spawn_on_free_ports(
+            2, spawn, self.log, "the API", timeout=90)
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.grpc_target = f"127.0.0.1:{self.grpc_port}"
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from support.servers import free_port, port_taken, wait_port
+from support.servers import spawn_on_free_ports
 
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
@@ -79,22 +79,14 @@ class OperatorProcess:
     def __init__(self, cluster: ControlPlane, redis_addr: str, tmp: Path, namespace: str,
                  *extra_args: str, name: str = "operator", **env: str) -> None:
         self.log = tmp / f"{name}.log"
-        for attempt in range(5):
-            self.port = free_port()
+
+        def spawn(ports: list[int]) -> subprocess.Popen:  # type: ignore[type-arg]
             args = [sys.executable, "-m", "goreports.cli.main", "operator", "--namespace", namespace,
-                    "--liveness", f"http://127.0.0.1:{self.port}/healthz", *extra_args]
-            logged = self.log.stat().st_size if self.log.exists() else 0
-            self.proc = subprocess.Popen(args, env=operator_env(cluster, redis_addr, tmp, **env), cwd=tmp,
-                                         stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
-            try:
-                wait_port(self.port, timeout=120, proc=self.proc)
-                return
-            except Exception as e:
-                self.stop()
-                text = self.log.read_bytes()[logged:].decode(errors="replace")
-                if attempt < 4 and port_taken(text):
-                    continue  # the liveness port was taken before kopf bound it: another one
-                raise RuntimeError(f"operator did not start: {e}\n{text[-3000:]}") from e
+                    "--liveness", f"http://127.0.0.1:{ports[0]}/healthz", *extra_args]
+            return subprocess.Popen(args, env=operator_env(cluster, redis_addr, tmp, **env), cwd=tmp,
+                                    stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+
+        self.proc, (self.port,) = spawn_on_free_ports(1, spawn, self.log, "the operator", timeout=120)
 
     def kill(self) -> None:
         if self.proc.poll() is None:

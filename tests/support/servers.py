@@ -12,6 +12,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import redis
 
@@ -52,6 +53,29 @@ def terminate(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:  # 
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def spawn_on_free_ports(count: int, spawn: Callable[[list[int]], subprocess.Popen], log: Path,  # type: ignore[type-arg]
+                        what: str, *, timeout: float, attempts: int = 5
+                        ) -> tuple[subprocess.Popen, list[int]]:  # type: ignore[type-arg]
+    """Start a server process (`spawn(ports)`, writing to `log`) on `count` fresh loopback ports
+    and wait until it listens on all of them. When its log says a port was taken between
+    choosing it and binding it, start it again on other ports."""
+    for attempt in range(attempts):
+        ports = [free_port() for _ in range(count)]
+        logged = log.stat().st_size if log.exists() else 0
+        proc = spawn(ports)
+        try:
+            for port in ports:
+                wait_port(port, timeout=timeout, proc=proc)
+            return proc, ports
+        except Exception as e:
+            terminate(proc, timeout=15)
+            text = log.read_bytes()[logged:].decode(errors="replace")
+            if attempt < attempts - 1 and port_taken(text):
+                continue
+            raise RuntimeError(f"{what} did not start: {e}\n{text[-3000:]}") from e
+    raise AssertionError("unreachable")
 
 
 def require_binary(name: str) -> str:
